@@ -1,0 +1,23 @@
+# Makefile for the batchjob extension (PGXS)
+
+MODULE_big = batchjob
+OBJS = batchjob.o src/rollup.o src/util.o
+
+EXTENSION = batchjob
+DATA = batchjob--1.0.sql
+PGFILEDESC = "batchjob - parent/child batch jobs with in-database rollup"
+
+REGRESS = core rollup errors
+REGRESS_OPTS = --inputdir=. --load-extension=batchjob
+ISOLATION = rollup_concurrent
+ISOLATION_OPTS = --load-extension=batchjob
+
+PG_CPPFLAGS = -I$(srcdir)/src
+# Warnings are errors: the PostgreSQL headers trip only these three -Wextra
+# checks, which say nothing about our code.
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
+	-Wno-missing-field-initializers
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,430 @@
+/*-------------------------------------------------------------------------
+ *
+ * batchjob.c
+ *	  The front door of the batchjob extension: module magic and the
+ *	  SQL-callable functions that create, list, count and repair jobs.
+ *
+ * Every function checks its arguments before it changes anything, so a
+ * rejected call leaves the table as it was; the errors name the job and the
+ * value.  Progress is never computed here: the rollup triggers in
+ * src/rollup.c keep parents right for these functions and plain SQL alike.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+#include "batchjob.h"
+
+PG_MODULE_MAGIC;
+
+PG_FUNCTION_INFO_V1(batchjob_create_parent);
+PG_FUNCTION_INFO_V1(batchjob_create_child);
+PG_FUNCTION_INFO_V1(batchjob_split);
+PG_FUNCTION_INFO_V1(batchjob_children);
+PG_FUNCTION_INFO_V1(batchjob_child_counts);
+PG_FUNCTION_INFO_V1(batchjob_refresh_parent);
+PG_FUNCTION_INFO_V1(batchjob_next_pending);
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	batchjob_init_caches();
+}
+
+/* Raises 22004 when a required argument is NULL. */
+static void
+require_arg(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+}
+
+static void
+connect_spi(void)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+static void
+finish_spi(void)
+{
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+}
+
+static void
+run_plan(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only,
+		 int expected, const char *what)
+{
+	int			rc = SPI_execute_plan(plan, values, nulls, read_only, 0);
+
+	if (rc != expected)
+		elog(ERROR, "%s failed: %s", what, SPI_result_code_string(rc));
+}
+
+/*
+ * Reads the job a parent_job_id argument names and checks that it is a
+ * parent: 23503 when there is no such job, 22023 when it is not a parent.
+ * With lock, the parent's row is locked FOR NO KEY UPDATE, which serializes
+ * callers that are about to change its set of children.  Leaves the row in
+ * SPI_tuptable (plan PLAN_PARENT_INFO or PLAN_LOCK_PARENT).
+ */
+static void
+fetch_parent(Oid nspid, int64 parent_id, bool lock, bool read_only)
+{
+	Datum		values[1] = {Int64GetDatum(parent_id)};
+	bool		isnull;
+
+	run_plan(job_plan(lock ? PLAN_LOCK_PARENT : PLAN_PARENT_INFO, nspid),
+			 values, NULL, read_only, SPI_OK_SELECT, "reading the parent");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("parent job " INT64_FORMAT " does not exist", parent_id)));
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("job " INT64_FORMAT " is not a parent job", parent_id),
+				 errhint("Create parents with batchjob_create_parent().")));
+}
+
+/*
+ * batchjob_create_parent(criteria, created_by, priority, total_records)
+ *
+ * A new PENDING parent.  total_records may be NULL (not known yet); it is
+ * replaced by the sum over the children once the parent has any.
+ */
+Datum
+batchjob_create_parent(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Datum		result;
+
+	require_arg(fcinfo, 0, "criteria");
+	require_arg(fcinfo, 1, "created_by");
+	require_arg(fcinfo, 2, "priority");
+	if (!PG_ARGISNULL(3) && PG_GETARG_INT64(3) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("total_records must not be negative: " INT64_FORMAT,
+						PG_GETARG_INT64(3))));
+
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+	values[2] = PG_GETARG_DATUM(2);
+	values[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	if (PG_ARGISNULL(3))
+		nulls[3] = 'n';
+
+	connect_spi();
+	run_plan(job_plan(PLAN_INSERT_PARENT, job_function_namespace(fcinfo)),
+			 values, nulls, false, SPI_OK_INSERT_RETURNING, "creating a parent");
+	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
+							  SPI_tuptable->tupdesc, caller);
+	finish_spi();
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * batchjob_create_child(parent_job_id, batch_number, batch_offset,
+ *						 batch_size, criteria, priority)
+ *
+ * A new PENDING child with total_records = batch_size; criteria, priority
+ * and created_by come from the parent unless given.  The duplicate check
+ * here gives a clear message; the unique constraint still settles a race
+ * between two sessions creating the same batch.
+ */
+Datum
+batchjob_create_child(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			nspid = job_function_namespace(fcinfo);
+	int64		parent_id;
+	int32		batch_number;
+	int64		batch_offset;
+	int32		batch_size;
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	HeapTuple	parent;
+	TupleDesc	pdesc;
+	bool		isnull;
+	Datum		result;
+
+	require_arg(fcinfo, 0, "parent_job_id");
+	require_arg(fcinfo, 1, "batch_number");
+	require_arg(fcinfo, 2, "batch_offset");
+	require_arg(fcinfo, 3, "batch_size");
+	parent_id = PG_GETARG_INT64(0);
+	batch_number = PG_GETARG_INT32(1);
+	batch_offset = PG_GETARG_INT64(2);
+	batch_size = PG_GETARG_INT32(3);
+
+	if (batch_size <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_size must be positive: %d", batch_size)));
+	if (batch_offset < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_offset must not be negative: " INT64_FORMAT,
+						batch_offset)));
+	if (batch_number < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_number must not be negative: %d", batch_number)));
+
+	connect_spi();
+	fetch_parent(nspid, parent_id, false, false);
+	parent = SPI_tuptable->vals[0];
+	pdesc = SPI_tuptable->tupdesc;
+
+	values[0] = Int64GetDatum(parent_id);
+	values[1] = Int32GetDatum(batch_number);
+	values[2] = Int64GetDatum(batch_offset);
+	values[3] = Int32GetDatum(batch_size);
+	/* criteria, priority, created_by: the argument, else the parent's */
+	values[4] = PG_ARGISNULL(4) ? SPI_getbinval(parent, pdesc, 2, &isnull)
+		: PG_GETARG_DATUM(4);
+	if (PG_ARGISNULL(4) && isnull)
+		nulls[4] = 'n';
+	values[5] = PG_ARGISNULL(5) ? SPI_getbinval(parent, pdesc, 3, &isnull)
+		: PG_GETARG_DATUM(5);
+	values[6] = SPI_getbinval(parent, pdesc, 4, &isnull);
+	if (isnull)
+		nulls[6] = 'n';
+
+	run_plan(job_plan(PLAN_BATCH_EXISTS, nspid), values, NULL, false,
+			 SPI_OK_SELECT, "checking the batch number");
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("parent job " INT64_FORMAT " already has a batch %d",
+						parent_id, batch_number)));
+
+	run_plan(job_plan(PLAN_INSERT_CHILD, nspid), values, nulls, false,
+			 SPI_OK_INSERT_RETURNING, "creating a child");
+	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
+							  SPI_tuptable->tupdesc, caller);
+	finish_spi();
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * batchjob_split(parent_job_id, total_records, batch_size)
+ *
+ * Creates every child of a parent that has none, with one INSERT ... SELECT
+ * over generate_series, so the rollup runs once for the whole split.  The
+ * parent's row lock makes a concurrent split or a second split wait and
+ * then fail cleanly rather than interleave batches.
+ */
+Datum
+batchjob_split(PG_FUNCTION_ARGS)
+{
+	Oid			nspid = job_function_namespace(fcinfo);
+	int64		parent_id;
+	int64		total;
+	int32		batch_size;
+	int64		nbatches;
+	Datum		values[4];
+
+	require_arg(fcinfo, 0, "parent_job_id");
+	require_arg(fcinfo, 1, "total_records");
+	require_arg(fcinfo, 2, "batch_size");
+	parent_id = PG_GETARG_INT64(0);
+	total = PG_GETARG_INT64(1);
+	batch_size = PG_GETARG_INT32(2);
+
+	if (batch_size <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_size must be positive: %d", batch_size)));
+	if (total < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("total_records must not be negative: " INT64_FORMAT,
+						total)));
+	/* rounds up without overflowing near INT64_MAX */
+	nbatches = total / batch_size + (total % batch_size != 0);
+	if (nbatches > PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("splitting " INT64_FORMAT " records into batches of %d needs " INT64_FORMAT " batches",
+						total, batch_size, nbatches),
+				 errdetail("batch_number is an integer, so at most %d batches fit.",
+						   PG_INT32_MAX),
+				 errhint("Use a larger batch_size.")));
+
+	connect_spi();
+	fetch_parent(nspid, parent_id, true, false);
+
+	values[0] = Int64GetDatum(parent_id);
+	run_plan(job_plan(PLAN_HAS_CHILDREN, nspid), values, NULL, false,
+			 SPI_OK_SELECT, "checking for children");
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("parent job " INT64_FORMAT " already has children",
+						parent_id),
+				 errhint("Add batches one by one with batchjob_create_child().")));
+
+	values[1] = Int64GetDatum(total);
+	if (nbatches == 0)
+	{
+		/* no child to carry the total up: record it on the parent itself */
+		run_plan(job_plan(PLAN_SET_TOTAL, nspid), values, NULL, false,
+				 SPI_OK_UPDATE, "setting the parent's total");
+	}
+	values[2] = Int32GetDatum(batch_size);
+	values[3] = Int32GetDatum((int32) nbatches);
+	job_stream_plan(fcinfo, job_plan(PLAN_SPLIT, nspid), values, NULL, false);
+	finish_spi();
+	return (Datum) 0;
+}
+
+/* batchjob_children(parent_job_id): the children, by batch_number. */
+Datum
+batchjob_children(PG_FUNCTION_ARGS)
+{
+	Oid			nspid = job_function_namespace(fcinfo);
+	Datum		values[1];
+
+	require_arg(fcinfo, 0, "parent_job_id");
+	values[0] = PG_GETARG_DATUM(0);
+
+	connect_spi();
+	fetch_parent(nspid, PG_GETARG_INT64(0), false, true);
+	job_stream_plan(fcinfo, job_plan(PLAN_CHILDREN, nspid), values, NULL, true);
+	finish_spi();
+	return (Datum) 0;
+}
+
+/*
+ * batchjob_child_counts(parent_job_id): the children by status, read from
+ * the counters the rollup keeps on the parent, so O(1) at any size.
+ */
+Datum
+batchjob_child_counts(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[JOB_NSTATUS + 1];
+	bool		nulls[JOB_NSTATUS + 1] = {false};
+	int64		total = 0;
+	int			i;
+	HeapTuple	result;
+
+	require_arg(fcinfo, 0, "parent_job_id");
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	desc = BlessTupleDesc(desc);
+
+	connect_spi();
+	fetch_parent(job_function_namespace(fcinfo), PG_GETARG_INT64(0), false,
+				 true);
+	for (i = 0; i < JOB_NSTATUS; i++)
+	{
+		bool		isnull;
+		int64		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc,
+													5 + i, &isnull));
+
+		values[i] = Int64GetDatum(n);
+		total += n;
+	}
+	values[JOB_NSTATUS] = Int64GetDatum(total);
+	finish_spi();
+
+	result = heap_form_tuple(desc, values, nulls);
+	PG_RETURN_DATUM(HeapTupleGetDatum(result));
+}
+
+/*
+ * batchjob_refresh_parent(parent_job_id)
+ *
+ * The repair path: recomputes the parent's figures from all its children
+ * and stores them; the guard derives the status exactly as it does for the
+ * rollup.  The parent's row is locked before the children are read, and
+ * every child change takes that lock in its rollup, so a change either
+ * committed before the read (and is counted) or applies its difference on
+ * top of the stored result afterwards; none is lost or counted twice.
+ * NULL when the parent has no children.
+ */
+Datum
+batchjob_refresh_parent(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			nspid = job_function_namespace(fcinfo);
+	Datum		values[1 + JOB_NSTATUS + 4];
+	int64		children = 0;
+	int			i;
+	Datum		result;
+
+	require_arg(fcinfo, 0, "parent_job_id");
+	values[0] = PG_GETARG_DATUM(0);
+
+	connect_spi();
+	fetch_parent(nspid, PG_GETARG_INT64(0), true, false);
+
+	run_plan(job_plan(PLAN_CHILD_AGGREGATES, nspid), values, NULL, false,
+			 SPI_OK_SELECT, "summing the children");
+	for (i = 0; i < JOB_NSTATUS + 4; i++)
+	{
+		bool		isnull;
+
+		values[1 + i] = SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 1 + i, &isnull);
+		if (i < JOB_NSTATUS)
+			children += DatumGetInt64(values[1 + i]);
+	}
+	if (children == 0)
+	{
+		finish_spi();
+		PG_RETURN_NULL();
+	}
+
+	run_plan(job_plan(PLAN_REFRESH_APPLY, nspid), values, NULL, false,
+			 SPI_OK_UPDATE_RETURNING, "storing the parent's figures");
+	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
+							  SPI_tuptable->tupdesc, caller);
+	finish_spi();
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * batchjob_next_pending(): the job a worker would take next, without
+ * taking it.  Reads the partial index of PENDING non-parents only.
+ */
+Datum
+batchjob_next_pending(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Datum		result;
+
+	connect_spi();
+	run_plan(job_plan(PLAN_NEXT_PENDING, job_function_namespace(fcinfo)),
+			 NULL, NULL, true, SPI_OK_SELECT, "finding the next job");
+	if (SPI_processed == 0)
+	{
+		finish_spi();
+		PG_RETURN_NULL();
+	}
+	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
+							  SPI_tuptable->tupdesc, caller);
+	finish_spi();
+	PG_RETURN_DATUM(result);
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# scripts/test.sh - runs every test suite of batchjob against a throwaway
+# cluster: pg_regress (sql/), the isolation tester (specs/), pgTAP (test/)
+# and the multi-client stress test (test/stress/).  Ends with the line
+# "N passed, N failed" counting every test of every suite; exits non-zero
+# when any failed.
+#
+# Usage (as root on Debian 12): bash scripts/test.sh
+
+source "$(dirname "$0")/lib.sh"
+
+bj_install_packages
+bj_build
+bj_start_cluster
+
+passed=0
+failed=0
+out=$(mktemp -d /tmp/batchjob-test.XXXXXX)
+
+# pg_regress and pg_isolation_regress print one line per test:
+# "test name ... ok" (15) or "ok 1 - name" (16 and later).
+count_regress() {
+	local log=$1 ok bad
+	ok=$(grep -cE '\.\.\. ok|^ok [0-9]+ ' "$log" || true)
+	bad=$(grep -cE '\.\.\. FAILED|^not ok [0-9]+ ' "$log" || true)
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+}
+
+# pg_prove -v prints every pgTAP assertion as "ok N" or "not ok N"; a file
+# that dies before its plan is done counts as one more failure.
+count_tap() {
+	local log=$1 rc=$2 ok bad
+	ok=$(grep -cE '^[[:space:]]*ok [0-9]+' "$log" || true)
+	bad=$(grep -cE '^[[:space:]]*not ok [0-9]+' "$log" || true)
+	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+		bad=1
+	fi
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+}
+
+bj_log "pg_regress and isolation suites"
+set +e
+make -C "$BJ_ROOT" PG_CONFIG="$PG_CONFIG" installcheck >"$out/regress.log" 2>&1
+rc=$?
+set -e
+cat "$out/regress.log"
+count_regress "$out/regress.log"
+if [ $rc -ne 0 ]; then
+	for f in "$BJ_ROOT"/regression.diffs "$BJ_ROOT"/output_iso/regression.diffs; do
+		[ -f "$f" ] && cat "$f"
+	done
+	if ! grep -qE '\.\.\. FAILED|^not ok ' "$out/regress.log"; then
+		failed=$((failed + 1))
+	fi
+fi
+
+bj_log "pgTAP suites"
+bj_psql -d postgres -c "CREATE DATABASE batchjob_tap"
+bj_psql -d batchjob_tap -c "CREATE EXTENSION pgtap; CREATE EXTENSION batchjob;"
+set +e
+pg_prove -v -d batchjob_tap "$BJ_ROOT"/test/*.sql >"$out/tap.log" 2>&1
+rc=$?
+set -e
+cat "$out/tap.log"
+count_tap "$out/tap.log" $rc
+
+if [ -x "$BJ_ROOT/test/stress/run.sh" ]; then
+	bj_log "stress test"
+	set +e
+	"$BJ_ROOT/test/stress/run.sh" >"$out/stress.log" 2>&1
+	rc=$?
+	set -e
+	cat "$out/stress.log"
+	count_tap "$out/stress.log" $rc
+fi
+
+rm -rf "$out"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,100 @@
+/*-------------------------------------------------------------------------
+ *
+ * src/batchjob.h
+ *	  Shared declarations of the batchjob extension: job statuses, the
+ *	  columns the C code reads, the prepared-plan cache and the status rules.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef BATCHJOB_H
+#define BATCHJOB_H
+
+#include "access/htup.h"
+#include "access/tupdesc.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/relcache.h"
+
+#include "compat.h"
+
+/* The five job statuses; the order indexes the child_* counters. */
+typedef enum JobStatus
+{
+	JOB_PENDING = 0,
+	JOB_PROCESSING,
+	JOB_COMPLETED,
+	JOB_FAILED,
+	JOB_CANCELLED,
+	JOB_NSTATUS
+} JobStatus;
+
+extern const char *const job_status_names[JOB_NSTATUS];
+
+#define JOB_STATUS_FINISHED(s) \
+	((s) == JOB_COMPLETED || (s) == JOB_FAILED || (s) == JOB_CANCELLED)
+
+/* How many children of a parent are in each status. */
+typedef struct ChildCounts
+{
+	int64		n[JOB_NSTATUS];
+} ChildCounts;
+
+/*
+ * Attribute numbers of the batch_jobs columns the triggers read and write,
+ * looked up by name once per relation and forgotten on relcache
+ * invalidation, so that a later ALTER TABLE in an upgrade script cannot make
+ * them stale.
+ */
+typedef struct JobColumns
+{
+	AttrNumber	job_id;
+	AttrNumber	status;
+	AttrNumber	total_records;
+	AttrNumber	processed_records;
+	AttrNumber	success_count;
+	AttrNumber	error_count;
+	AttrNumber	error_details;
+	AttrNumber	is_parent;
+	AttrNumber	parent_job_id;
+	AttrNumber	child[JOB_NSTATUS];
+	AttrNumber	updated_at;
+	AttrNumber	started_at;
+	AttrNumber	completed_at;
+} JobColumns;
+
+/* The statements the C code runs; each is prepared once per backend. */
+typedef enum JobPlan
+{
+	PLAN_ROLLUP_APPLY,
+	PLAN_INSERT_PARENT,
+	PLAN_PARENT_INFO,
+	PLAN_LOCK_PARENT,
+	PLAN_BATCH_EXISTS,
+	PLAN_HAS_CHILDREN,
+	PLAN_INSERT_CHILD,
+	PLAN_SPLIT,
+	PLAN_SET_TOTAL,
+	PLAN_CHILDREN,
+	PLAN_CHILD_AGGREGATES,
+	PLAN_REFRESH_APPLY,
+	PLAN_NEXT_PENDING,
+	PLAN_COUNT
+} JobPlan;
+
+/* src/util.c */
+extern void batchjob_init_caches(void);
+extern JobStatus job_status_from_datum(Datum d, int64 job_id);
+extern const JobColumns *job_columns(Relation rel);
+extern SPIPlanPtr job_plan(JobPlan which, Oid nspid);
+extern Oid	job_function_namespace(FunctionCallInfo fcinfo);
+extern JobStatus derive_parent_status(const ChildCounts *counts,
+									  JobStatus current);
+extern char *parent_failure_message(const ChildCounts *counts);
+extern int64 child_counts_total(const ChildCounts *counts);
+extern Datum job_result_datum(FunctionCallInfo fcinfo, HeapTuple tuple,
+							  TupleDesc desc, MemoryContext target);
+extern void job_stream_plan(FunctionCallInfo fcinfo, SPIPlanPtr plan,
+							Datum *values, const char *nulls,
+							bool read_only);
+
+#endif							/* BATCHJOB_H */

@@ -1,0 +1,463 @@
+/*-------------------------------------------------------------------------
+ *
+ * src/rollup.c
+ *	  The triggers on batch_jobs: a row guard and the per-statement rollup.
+ *
+ * Design.  A child change must cost the same however many siblings it has,
+ * and one statement that changes many children must touch each parent once.
+ * So the rollup is an AFTER ... FOR EACH STATEMENT trigger with transition
+ * tables: it reads the statement's old and new rows in C, sums the
+ * difference per parent (status counts and record counters), and applies
+ * each parent's difference with a single UPDATE.  It never reads siblings.
+ *
+ * A parent's status, error_details and timestamps are not computed here but
+ * in the BEFORE ROW guard, from the child_* counters of the row being
+ * written.  The rollup, batchjob_refresh_parent() and plain SQL all write
+ * parents through that one guard, so they cannot disagree about the rules.
+ *
+ * Locking.  The rollup's UPDATE takes the parent's row lock, held to the
+ * end of the transaction; parents are visited in ascending job_id order so
+ * that two statements touching the same parents cannot deadlock on them.
+ * The UPDATE of a parent is itself a statement on batch_jobs, so it fires
+ * the rollup again, which carries the parent's own change to its parent.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "common/int.h"
+#include "executor/tuptable.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "batchjob.h"
+
+PG_FUNCTION_INFO_V1(batchjob_guard);
+PG_FUNCTION_INFO_V1(batchjob_rollup);
+
+/* One parent's share of a statement's changes. */
+typedef struct ParentDelta
+{
+	int64		parent_id;		/* hash key */
+	int64		count[JOB_NSTATUS];
+	int64		total_records;
+	int64		processed_records;
+	int64		success_count;
+	int64		error_count;
+} ParentDelta;
+
+#define DELTA_NVALUES (JOB_NSTATUS + 4)
+
+static void
+check_fired_by_batch_jobs(FunctionCallInfo fcinfo, Relation rel,
+						  const char *fname)
+{
+	if (RelationGetNamespace(rel) != job_function_namespace(fcinfo) ||
+		strcmp(RelationGetRelationName(rel), "batch_jobs") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s() must be fired by the extension's batch_jobs table",
+						fname)));
+}
+
+static int64
+get_int8(HeapTuple tuple, TupleDesc desc, AttrNumber attno, bool *isnull)
+{
+	Datum		d = heap_getattr(tuple, attno, desc, isnull);
+
+	return *isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * BEFORE INSERT OR UPDATE, FOR EACH ROW.
+ *
+ * For every row: stamps updated_at, started_at (first time the job leaves
+ * PENDING) and completed_at (set when finished, cleared when reopened), and
+ * refuses to move a finished child (COMPLETED or CANCELLED) back to work.
+ *
+ * For a parent with children: its status and error_details follow from its
+ * child_* counters by the status rules; an explicit UPDATE to any other
+ * status is refused, and so is clearing is_parent while children remain.
+ *
+ * This runs once per row of every statement, so it reads columns directly
+ * and runs no SQL.
+ */
+Datum
+batchjob_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	TupleDesc	desc;
+	const JobColumns *col;
+	HeapTuple	newtup;
+	HeapTuple	oldtup = NULL;
+	bool		isnull;
+	Datum		d;
+	int64		job_id;
+	JobStatus	old_status = JOB_PENDING;
+	JobStatus	new_status;
+	bool		is_parent;
+	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	int			repl_cols[6];
+	Datum		repl_vals[6];
+	bool		repl_nulls[6];
+	int			nrepl = 0;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("batchjob_guard() was not called by the trigger manager")));
+	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!(TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
+		  TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("batchjob_guard() must be fired BEFORE INSERT OR UPDATE FOR EACH ROW")));
+
+	rel = trigdata->tg_relation;
+	desc = RelationGetDescr(rel);
+	col = job_columns(rel);
+
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		oldtup = trigdata->tg_trigtuple;
+		newtup = trigdata->tg_newtuple;
+	}
+	else
+		newtup = trigdata->tg_trigtuple;
+
+	job_id = get_int8(newtup, desc, col->job_id, &isnull);
+	d = heap_getattr(newtup, col->status, desc, &isnull);
+	if (isnull)
+		return PointerGetDatum(newtup); /* the NOT NULL constraint says so */
+	new_status = job_status_from_datum(d, job_id);
+	d = heap_getattr(newtup, col->is_parent, desc, &isnull);
+	is_parent = !isnull && DatumGetBool(d);
+	if (oldtup != NULL)
+		old_status = job_status_from_datum(heap_getattr(oldtup, col->status,
+														desc, &isnull),
+										   job_id);
+
+	if (is_parent)
+	{
+		ChildCounts counts;
+		JobStatus	derived;
+		int			i;
+		char	   *message;
+
+		for (i = 0; i < JOB_NSTATUS; i++)
+			counts.n[i] = get_int8(newtup, desc, col->child[i], &isnull);
+
+		if (child_counts_total(&counts) > 0)
+		{
+			derived = derive_parent_status(&counts, new_status);
+			if (oldtup != NULL && new_status != old_status &&
+				new_status != derived)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("job " INT64_FORMAT " cannot be set to %s: its status follows its children",
+								job_id, job_status_names[new_status]),
+						 errdetail("By its children the parent is %s.",
+								   job_status_names[derived]),
+						 errhint("Change the children, or call batchjob_refresh_parent(" INT64_FORMAT ").",
+								 job_id)));
+			new_status = derived;
+			repl_cols[nrepl] = col->status;
+			repl_vals[nrepl] = CStringGetTextDatum(job_status_names[derived]);
+			repl_nulls[nrepl++] = false;
+
+			message = JOB_STATUS_FINISHED(derived) ?
+				parent_failure_message(&counts) : NULL;
+			repl_cols[nrepl] = col->error_details;
+			repl_vals[nrepl] = message ? CStringGetTextDatum(message) : (Datum) 0;
+			repl_nulls[nrepl++] = (message == NULL);
+		}
+	}
+	else if (oldtup != NULL)
+	{
+		bool		was_parent = DatumGetBool(heap_getattr(oldtup, col->is_parent,
+														   desc, &isnull));
+		int			i;
+
+		if (was_parent)
+		{
+			for (i = 0; i < JOB_NSTATUS; i++)
+				if (get_int8(oldtup, desc, col->child[i], &isnull) != 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							 errmsg("job " INT64_FORMAT " has children and must stay a parent",
+									job_id),
+							 errhint("Delete its children first.")));
+		}
+		else if ((old_status == JOB_COMPLETED || old_status == JOB_CANCELLED) &&
+				 !JOB_STATUS_FINISHED(new_status))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("job " INT64_FORMAT " is %s and cannot go back to %s",
+							job_id, job_status_names[old_status],
+							job_status_names[new_status]),
+					 errdetail("Only a FAILED job can be put back to PENDING or PROCESSING.")));
+	}
+
+	if (oldtup != NULL)
+	{
+		repl_cols[nrepl] = col->updated_at;
+		repl_vals[nrepl] = now;
+		repl_nulls[nrepl++] = false;
+	}
+
+	if (new_status != JOB_PENDING)
+	{
+		(void) heap_getattr(newtup, col->started_at, desc, &isnull);
+		if (isnull)
+		{
+			repl_cols[nrepl] = col->started_at;
+			repl_vals[nrepl] = now;
+			repl_nulls[nrepl++] = false;
+		}
+	}
+
+	(void) heap_getattr(newtup, col->completed_at, desc, &isnull);
+	if (JOB_STATUS_FINISHED(new_status) && isnull)
+	{
+		repl_cols[nrepl] = col->completed_at;
+		repl_vals[nrepl] = now;
+		repl_nulls[nrepl++] = false;
+	}
+	else if (!JOB_STATUS_FINISHED(new_status) && !isnull)
+	{
+		repl_cols[nrepl] = col->completed_at;
+		repl_vals[nrepl] = (Datum) 0;
+		repl_nulls[nrepl++] = true;
+	}
+
+	if (nrepl > 0)
+		newtup = heap_modify_tuple_by_cols(newtup, desc, nrepl, repl_cols,
+										   repl_vals, repl_nulls);
+	return PointerGetDatum(newtup);
+}
+
+static void
+add_checked(int64 *acc, int64 value, int64 parent_id)
+{
+	if (pg_add_s64_overflow(*acc, value, acc))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("progress of parent job " INT64_FORMAT " is out of range for bigint",
+						parent_id)));
+}
+
+/*
+ * Adds every child row of a transition table to its parent's difference,
+ * with sign +1 (new rows) or -1 (old rows).  Rows without a parent, which
+ * include every parent row the rollup itself updates, are skipped.
+ */
+static void
+accumulate(HTAB *deltas, Tuplestorestate *store, Relation rel,
+		   const JobColumns *col, int sign)
+{
+	TupleTableSlot *slot;
+	int			readptr;
+
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
+
+	/* a read pointer of our own, as a scan of a transition table takes */
+	readptr = tuplestore_alloc_read_pointer(store, EXEC_FLAG_REWIND);
+	tuplestore_select_read_pointer(store, readptr);
+	tuplestore_rescan(store);
+
+	while (tuplestore_gettupleslot(store, true, false, slot))
+	{
+		bool		isnull;
+		Datum		d;
+		int64		parent_id;
+		int64		job_id;
+		ParentDelta *delta;
+		bool		found;
+		JobStatus	status;
+
+		d = slot_getattr(slot, col->parent_job_id, &isnull);
+		if (isnull)
+			continue;
+		parent_id = DatumGetInt64(d);
+		job_id = DatumGetInt64(slot_getattr(slot, col->job_id, &isnull));
+		status = job_status_from_datum(slot_getattr(slot, col->status, &isnull),
+									   job_id);
+
+		delta = hash_search(deltas, &parent_id, HASH_ENTER, &found);
+		if (!found)
+			memset(((char *) delta) + sizeof(int64), 0,
+				   sizeof(ParentDelta) - sizeof(int64));
+
+		add_checked(&delta->count[status], sign, parent_id);
+		d = slot_getattr(slot, col->total_records, &isnull);
+		if (!isnull)
+			add_checked(&delta->total_records, sign * DatumGetInt64(d), parent_id);
+		add_checked(&delta->processed_records,
+					sign * DatumGetInt64(slot_getattr(slot, col->processed_records, &isnull)),
+					parent_id);
+		add_checked(&delta->success_count,
+					sign * DatumGetInt64(slot_getattr(slot, col->success_count, &isnull)),
+					parent_id);
+		add_checked(&delta->error_count,
+					sign * DatumGetInt64(slot_getattr(slot, col->error_count, &isnull)),
+					parent_id);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+static int
+compare_parent_ids(const void *a, const void *b)
+{
+	int64		x = (*(ParentDelta *const *) a)->parent_id;
+	int64		y = (*(ParentDelta *const *) b)->parent_id;
+
+	return (x > y) - (x < y);
+}
+
+/* Applies one parent's difference; the guard then derives its status. */
+static void
+apply_delta(SPIPlanPtr plan, const ParentDelta *delta)
+{
+	Datum		values[1 + DELTA_NVALUES];
+	int			i;
+	int			rc;
+	bool		isnull;
+
+	values[0] = Int64GetDatum(delta->parent_id);
+	for (i = 0; i < JOB_NSTATUS; i++)
+		values[1 + i] = Int64GetDatum(delta->count[i]);
+	values[1 + JOB_NSTATUS] = Int64GetDatum(delta->total_records);
+	values[2 + JOB_NSTATUS] = Int64GetDatum(delta->processed_records);
+	values[3 + JOB_NSTATUS] = Int64GetDatum(delta->success_count);
+	values[4 + JOB_NSTATUS] = Int64GetDatum(delta->error_count);
+
+	rc = SPI_execute_plan(plan, values, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "rollup of parent job " INT64_FORMAT " failed: %s",
+			 delta->parent_id, SPI_result_code_string(rc));
+
+	/* gone: deleted earlier in this transaction, its children with it */
+	if (SPI_processed == 0)
+		return;
+
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("job " INT64_FORMAT " is not a parent job",
+						delta->parent_id),
+				 errdetail("A job's parent_job_id must name a job whose is_parent is true.")));
+	SPI_freetuptable(SPI_tuptable);
+}
+
+static bool
+delta_is_zero(const ParentDelta *delta)
+{
+	int			i;
+
+	for (i = 0; i < JOB_NSTATUS; i++)
+		if (delta->count[i] != 0)
+			return false;
+	return delta->total_records == 0 && delta->processed_records == 0 &&
+		delta->success_count == 0 && delta->error_count == 0;
+}
+
+/*
+ * AFTER INSERT, UPDATE or DELETE, FOR EACH STATEMENT, with transition
+ * tables.  Rolls the statement's child changes up to their parents: cost
+ * proportional to the rows the statement changed plus one UPDATE per
+ * affected parent, independent of how many children the parents have.
+ * Changes that leave a parent's figures as they were (a child's criteria,
+ * say) do not touch the parent at all.
+ */
+Datum
+batchjob_rollup(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	const JobColumns *col;
+	MemoryContext cxt;
+	MemoryContext old;
+	HASHCTL		ctl;
+	HTAB	   *deltas;
+	HASH_SEQ_STATUS seq;
+	ParentDelta *delta;
+	ParentDelta **sorted;
+	long		n = 0;
+	long		i;
+	Oid			nspid;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("batchjob_rollup() was not called by the trigger manager")));
+	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
+		TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("batchjob_rollup() must be fired AFTER INSERT, UPDATE or DELETE FOR EACH STATEMENT")));
+	if ((TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) && trigdata->tg_newtable == NULL) ||
+		(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) &&
+		 (trigdata->tg_oldtable == NULL || trigdata->tg_newtable == NULL)) ||
+		(TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) && trigdata->tg_oldtable == NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("batchjob_rollup() needs the statement's transition tables")));
+
+	rel = trigdata->tg_relation;
+	nspid = RelationGetNamespace(rel);
+	check_fired_by_batch_jobs(fcinfo, rel, "batchjob_rollup");
+	col = job_columns(rel);
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "batchjob rollup",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(ParentDelta);
+	ctl.hcxt = cxt;
+	deltas = hash_create("batchjob rollup deltas", 64, &ctl,
+						 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	if (trigdata->tg_oldtable != NULL)
+		accumulate(deltas, trigdata->tg_oldtable, rel, col, -1);
+	if (trigdata->tg_newtable != NULL)
+		accumulate(deltas, trigdata->tg_newtable, rel, col, +1);
+
+	sorted = palloc(sizeof(ParentDelta *) * Max(hash_get_num_entries(deltas), 1));
+	hash_seq_init(&seq, deltas);
+	while ((delta = hash_seq_search(&seq)) != NULL)
+		if (!delta_is_zero(delta))
+			sorted[n++] = delta;
+
+	if (n > 0)
+	{
+		SPIPlanPtr	plan;
+
+		qsort(sorted, n, sizeof(ParentDelta *), compare_parent_ids);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		plan = job_plan(PLAN_ROLLUP_APPLY, nspid);
+		for (i = 0; i < n; i++)
+			apply_delta(plan, sorted[i]);
+		if (SPI_finish() != SPI_OK_FINISH)
+			elog(ERROR, "SPI_finish failed");
+	}
+
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	return PointerGetDatum(NULL);
+}
