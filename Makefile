@@ -1,15 +1,15 @@
 # Makefile for the batchjob extension (PGXS)
 
 MODULE_big = batchjob
-OBJS = batchjob.o src/rollup.o src/util.o
+OBJS = batchjob.o src/lifecycle.o src/rollup.o src/util.o
 
 EXTENSION = batchjob
-DATA = batchjob--1.0.sql
+DATA = batchjob--1.0.sql batchjob--1.0--1.1.sql
 PGFILEDESC = "batchjob - parent/child batch jobs with in-database rollup"
 
 REGRESS = core rollup errors
 REGRESS_OPTS = --inputdir=. --load-extension=batchjob
-ISOLATION = rollup_concurrent
+ISOLATION = rollup_concurrent rollup_lock_order refresh_concurrent split_concurrent
 ISOLATION_OPTS = --load-extension=batchjob
 
 PG_CPPFLAGS = -I$(srcdir)/src

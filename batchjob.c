@@ -41,84 +41,28 @@ _PG_init(void)
 	batchjob_init_caches();
 }
 
-/* Raises 22004 when a required argument is NULL. */
-static void
-require_arg(FunctionCallInfo fcinfo, int argno, const char *name)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
-}
-
-static void
-connect_spi(void)
-{
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-}
-
-static void
-finish_spi(void)
-{
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
-}
-
-static void
-run_plan(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only,
-		 int expected, const char *what)
-{
-	int			rc = SPI_execute_plan(plan, values, nulls, read_only, 0);
-
-	if (rc != expected)
-		elog(ERROR, "%s failed: %s", what, SPI_result_code_string(rc));
-}
-
 /*
- * Reads the job a parent_job_id argument names and checks that it is a
- * parent: 23503 when there is no such job, 22023 when it is not a parent.
- * With lock, the parent's row is locked FOR NO KEY UPDATE, which serializes
- * callers that are about to change its set of children.  Leaves the row in
- * SPI_tuptable (plan PLAN_PARENT_INFO or PLAN_LOCK_PARENT).
- */
-static void
-fetch_parent(Oid nspid, int64 parent_id, bool lock, bool read_only)
-{
-	Datum		values[1] = {Int64GetDatum(parent_id)};
-	bool		isnull;
-
-	run_plan(job_plan(lock ? PLAN_LOCK_PARENT : PLAN_PARENT_INFO, nspid),
-			 values, NULL, read_only, SPI_OK_SELECT, "reading the parent");
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-				 errmsg("parent job " INT64_FORMAT " does not exist", parent_id)));
-	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-									SPI_tuptable->tupdesc, 1, &isnull)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("job " INT64_FORMAT " is not a parent job", parent_id),
-				 errhint("Create parents with batchjob_create_parent().")));
-}
-
-/*
- * batchjob_create_parent(criteria, created_by, priority, total_records)
+ * batchjob_create_parent(criteria, created_by, priority, total_records
+ *						  [, on_child_failure, parent_job_id])
  *
  * A new PENDING parent.  total_records may be NULL (not known yet); it is
- * replaced by the sum over the children once the parent has any.
+ * replaced by the sum over the children once the parent has any.  The last
+ * two arguments exist from 1.1 on: a parent may itself be the child of
+ * another parent, and says what a failed child does to it.
  */
 Datum
 batchjob_create_parent(PG_FUNCTION_ARGS)
 {
 	MemoryContext caller = CurrentMemoryContext;
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Oid			nspid = job_function_namespace(fcinfo);
+	bool		v11 = PG_NARGS() >= 6;
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	Datum		result;
 
-	require_arg(fcinfo, 0, "criteria");
-	require_arg(fcinfo, 1, "created_by");
-	require_arg(fcinfo, 2, "priority");
+	job_require_arg(fcinfo, 0, "criteria");
+	job_require_arg(fcinfo, 1, "created_by");
+	job_require_arg(fcinfo, 2, "priority");
 	if (!PG_ARGISNULL(3) && PG_GETARG_INT64(3) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -132,12 +76,31 @@ batchjob_create_parent(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(3))
 		nulls[3] = 'n';
 
-	connect_spi();
-	run_plan(job_plan(PLAN_INSERT_PARENT, job_function_namespace(fcinfo)),
+	if (v11)
+	{
+		char	   *policy;
+
+		job_require_arg(fcinfo, 4, "on_child_failure");
+		policy = text_to_cstring(PG_GETARG_TEXT_PP(4));
+		if (strcmp(policy, "continue") != 0 && strcmp(policy, "fail_fast") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown on_child_failure \"%s\"", policy),
+					 errhint("Use continue or fail_fast.")));
+		values[4] = PG_GETARG_DATUM(4);
+		values[5] = PG_ARGISNULL(5) ? (Datum) 0 : PG_GETARG_DATUM(5);
+		if (PG_ARGISNULL(5))
+			nulls[5] = 'n';
+	}
+
+	job_spi_connect();
+	if (v11 && !PG_ARGISNULL(5))
+		job_fetch_parent(nspid, PG_GETARG_INT64(5), false, false);
+	job_run_plan(job_plan(v11 ? PLAN_INSERT_PARENT_V11 : PLAN_INSERT_PARENT, nspid),
 			 values, nulls, false, SPI_OK_INSERT_RETURNING, "creating a parent");
 	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
 							  SPI_tuptable->tupdesc, caller);
-	finish_spi();
+	job_spi_finish();
 	PG_RETURN_DATUM(result);
 }
 
@@ -166,10 +129,10 @@ batchjob_create_child(PG_FUNCTION_ARGS)
 	bool		isnull;
 	Datum		result;
 
-	require_arg(fcinfo, 0, "parent_job_id");
-	require_arg(fcinfo, 1, "batch_number");
-	require_arg(fcinfo, 2, "batch_offset");
-	require_arg(fcinfo, 3, "batch_size");
+	job_require_arg(fcinfo, 0, "parent_job_id");
+	job_require_arg(fcinfo, 1, "batch_number");
+	job_require_arg(fcinfo, 2, "batch_offset");
+	job_require_arg(fcinfo, 3, "batch_size");
 	parent_id = PG_GETARG_INT64(0);
 	batch_number = PG_GETARG_INT32(1);
 	batch_offset = PG_GETARG_INT64(2);
@@ -189,8 +152,8 @@ batchjob_create_child(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("batch_number must not be negative: %d", batch_number)));
 
-	connect_spi();
-	fetch_parent(nspid, parent_id, false, false);
+	job_spi_connect();
+	job_fetch_parent(nspid, parent_id, false, false);
 	parent = SPI_tuptable->vals[0];
 	pdesc = SPI_tuptable->tupdesc;
 
@@ -209,7 +172,7 @@ batchjob_create_child(PG_FUNCTION_ARGS)
 	if (isnull)
 		nulls[6] = 'n';
 
-	run_plan(job_plan(PLAN_BATCH_EXISTS, nspid), values, NULL, false,
+	job_run_plan(job_plan(PLAN_BATCH_EXISTS, nspid), values, NULL, false,
 			 SPI_OK_SELECT, "checking the batch number");
 	if (SPI_processed > 0)
 		ereport(ERROR,
@@ -217,11 +180,11 @@ batchjob_create_child(PG_FUNCTION_ARGS)
 				 errmsg("parent job " INT64_FORMAT " already has a batch %d",
 						parent_id, batch_number)));
 
-	run_plan(job_plan(PLAN_INSERT_CHILD, nspid), values, nulls, false,
+	job_run_plan(job_plan(PLAN_INSERT_CHILD, nspid), values, nulls, false,
 			 SPI_OK_INSERT_RETURNING, "creating a child");
 	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
 							  SPI_tuptable->tupdesc, caller);
-	finish_spi();
+	job_spi_finish();
 	PG_RETURN_DATUM(result);
 }
 
@@ -243,9 +206,9 @@ batchjob_split(PG_FUNCTION_ARGS)
 	int64		nbatches;
 	Datum		values[4];
 
-	require_arg(fcinfo, 0, "parent_job_id");
-	require_arg(fcinfo, 1, "total_records");
-	require_arg(fcinfo, 2, "batch_size");
+	job_require_arg(fcinfo, 0, "parent_job_id");
+	job_require_arg(fcinfo, 1, "total_records");
+	job_require_arg(fcinfo, 2, "batch_size");
 	parent_id = PG_GETARG_INT64(0);
 	total = PG_GETARG_INT64(1);
 	batch_size = PG_GETARG_INT32(2);
@@ -270,11 +233,11 @@ batchjob_split(PG_FUNCTION_ARGS)
 						   PG_INT32_MAX),
 				 errhint("Use a larger batch_size.")));
 
-	connect_spi();
-	fetch_parent(nspid, parent_id, true, false);
+	job_spi_connect();
+	job_fetch_parent(nspid, parent_id, true, false);
 
 	values[0] = Int64GetDatum(parent_id);
-	run_plan(job_plan(PLAN_HAS_CHILDREN, nspid), values, NULL, false,
+	job_run_plan(job_plan(PLAN_HAS_CHILDREN, nspid), values, NULL, false,
 			 SPI_OK_SELECT, "checking for children");
 	if (SPI_processed > 0)
 		ereport(ERROR,
@@ -287,13 +250,13 @@ batchjob_split(PG_FUNCTION_ARGS)
 	if (nbatches == 0)
 	{
 		/* no child to carry the total up: record it on the parent itself */
-		run_plan(job_plan(PLAN_SET_TOTAL, nspid), values, NULL, false,
+		job_run_plan(job_plan(PLAN_SET_TOTAL, nspid), values, NULL, false,
 				 SPI_OK_UPDATE, "setting the parent's total");
 	}
 	values[2] = Int32GetDatum(batch_size);
 	values[3] = Int32GetDatum((int32) nbatches);
 	job_stream_plan(fcinfo, job_plan(PLAN_SPLIT, nspid), values, NULL, false);
-	finish_spi();
+	job_spi_finish();
 	return (Datum) 0;
 }
 
@@ -304,13 +267,13 @@ batchjob_children(PG_FUNCTION_ARGS)
 	Oid			nspid = job_function_namespace(fcinfo);
 	Datum		values[1];
 
-	require_arg(fcinfo, 0, "parent_job_id");
+	job_require_arg(fcinfo, 0, "parent_job_id");
 	values[0] = PG_GETARG_DATUM(0);
 
-	connect_spi();
-	fetch_parent(nspid, PG_GETARG_INT64(0), false, true);
+	job_spi_connect();
+	job_fetch_parent(nspid, PG_GETARG_INT64(0), false, true);
 	job_stream_plan(fcinfo, job_plan(PLAN_CHILDREN, nspid), values, NULL, true);
-	finish_spi();
+	job_spi_finish();
 	return (Datum) 0;
 }
 
@@ -328,13 +291,13 @@ batchjob_child_counts(PG_FUNCTION_ARGS)
 	int			i;
 	HeapTuple	result;
 
-	require_arg(fcinfo, 0, "parent_job_id");
+	job_require_arg(fcinfo, 0, "parent_job_id");
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	desc = BlessTupleDesc(desc);
 
-	connect_spi();
-	fetch_parent(job_function_namespace(fcinfo), PG_GETARG_INT64(0), false,
+	job_spi_connect();
+	job_fetch_parent(job_function_namespace(fcinfo), PG_GETARG_INT64(0), false,
 				 true);
 	for (i = 0; i < JOB_NSTATUS; i++)
 	{
@@ -347,7 +310,7 @@ batchjob_child_counts(PG_FUNCTION_ARGS)
 		total += n;
 	}
 	values[JOB_NSTATUS] = Int64GetDatum(total);
-	finish_spi();
+	job_spi_finish();
 
 	result = heap_form_tuple(desc, values, nulls);
 	PG_RETURN_DATUM(HeapTupleGetDatum(result));
@@ -374,13 +337,13 @@ batchjob_refresh_parent(PG_FUNCTION_ARGS)
 	int			i;
 	Datum		result;
 
-	require_arg(fcinfo, 0, "parent_job_id");
+	job_require_arg(fcinfo, 0, "parent_job_id");
 	values[0] = PG_GETARG_DATUM(0);
 
-	connect_spi();
-	fetch_parent(nspid, PG_GETARG_INT64(0), true, false);
+	job_spi_connect();
+	job_fetch_parent(nspid, PG_GETARG_INT64(0), true, false);
 
-	run_plan(job_plan(PLAN_CHILD_AGGREGATES, nspid), values, NULL, false,
+	job_run_plan(job_plan(PLAN_CHILD_AGGREGATES, nspid), values, NULL, false,
 			 SPI_OK_SELECT, "summing the children");
 	for (i = 0; i < JOB_NSTATUS + 4; i++)
 	{
@@ -393,21 +356,22 @@ batchjob_refresh_parent(PG_FUNCTION_ARGS)
 	}
 	if (children == 0)
 	{
-		finish_spi();
+		job_spi_finish();
 		PG_RETURN_NULL();
 	}
 
-	run_plan(job_plan(PLAN_REFRESH_APPLY, nspid), values, NULL, false,
+	job_run_plan(job_plan(PLAN_REFRESH_APPLY, nspid), values, NULL, false,
 			 SPI_OK_UPDATE_RETURNING, "storing the parent's figures");
 	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
 							  SPI_tuptable->tupdesc, caller);
-	finish_spi();
+	job_spi_finish();
 	PG_RETURN_DATUM(result);
 }
 
 /*
  * batchjob_next_pending(): the job a worker would take next, without
- * taking it.  Reads the partial index of PENDING non-parents only.
+ * taking it (from 1.1 on, one whose run_at has come).  Reads the partial
+ * index of PENDING non-parents only.
  */
 Datum
 batchjob_next_pending(PG_FUNCTION_ARGS)
@@ -415,16 +379,19 @@ batchjob_next_pending(PG_FUNCTION_ARGS)
 	MemoryContext caller = CurrentMemoryContext;
 	Datum		result;
 
-	connect_spi();
-	run_plan(job_plan(PLAN_NEXT_PENDING, job_function_namespace(fcinfo)),
+	Oid			nspid = job_function_namespace(fcinfo);
+
+	job_spi_connect();
+	job_run_plan(job_plan(job_schema_is_v11(nspid) ? PLAN_NEXT_PENDING_V11 :
+					  PLAN_NEXT_PENDING, nspid),
 			 NULL, NULL, true, SPI_OK_SELECT, "finding the next job");
 	if (SPI_processed == 0)
 	{
-		finish_spi();
+		job_spi_finish();
 		PG_RETURN_NULL();
 	}
 	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
 							  SPI_tuptable->tupdesc, caller);
-	finish_spi();
+	job_spi_finish();
 	PG_RETURN_DATUM(result);
 }

@@ -60,7 +60,14 @@ typedef struct JobColumns
 	AttrNumber	updated_at;
 	AttrNumber	started_at;
 	AttrNumber	completed_at;
+	/* added in 1.1; InvalidAttrNumber while the schema is still 1.0 */
+	AttrNumber	run_at;
+	AttrNumber	locked_by;
+	AttrNumber	locked_until;
+	AttrNumber	on_child_failure;
 } JobColumns;
+
+#define JOB_COLUMNS_V11(c) ((c)->on_child_failure != InvalidAttrNumber)
 
 /* The statements the C code runs; each is prepared once per backend. */
 typedef enum JobPlan
@@ -78,17 +85,48 @@ typedef enum JobPlan
 	PLAN_CHILD_AGGREGATES,
 	PLAN_REFRESH_APPLY,
 	PLAN_NEXT_PENDING,
+	/* the same statements for the 1.1 schema */
+	PLAN_ROLLUP_APPLY_V11,
+	PLAN_INSERT_PARENT_V11,
+	PLAN_NEXT_PENDING_V11,
+	/* 1.1 only */
+	PLAN_CYCLE_CHECK,
+	PLAN_JOB_STATE,
+	PLAN_JOB_ROW,
+	PLAN_CLAIM,
+	PLAN_HEARTBEAT,
+	PLAN_PROGRESS,
+	PLAN_COMPLETE,
+	PLAN_FAIL,
+	PLAN_COMPLETE_MANY,
+	PLAN_FAIL_MANY,
+	PLAN_REAP,
+	PLAN_RETRY,
+	PLAN_RETRY_DESCENDANTS,
+	PLAN_CANCEL,
+	PLAN_CANCEL_DESCENDANTS,
+	PLAN_CANCEL_DESCENDANTS_SKIP_LOCKED,
 	PLAN_COUNT
 } JobPlan;
 
 /* src/util.c */
+extern void job_require_arg(FunctionCallInfo fcinfo, int argno,
+							const char *name);
+extern void job_spi_connect(void);
+extern void job_spi_finish(void);
+extern void job_run_plan(SPIPlanPtr plan, Datum *values, const char *nulls,
+						 bool read_only, int expected, const char *what);
+extern void job_fetch_parent(Oid nspid, int64 parent_id, bool lock,
+							 bool read_only);
 extern void batchjob_init_caches(void);
 extern JobStatus job_status_from_datum(Datum d, int64 job_id);
 extern const JobColumns *job_columns(Relation rel);
 extern SPIPlanPtr job_plan(JobPlan which, Oid nspid);
 extern Oid	job_function_namespace(FunctionCallInfo fcinfo);
+extern bool job_schema_is_v11(Oid nspid);
 extern JobStatus derive_parent_status(const ChildCounts *counts,
-									  JobStatus current);
+									  JobStatus current, bool fail_fast);
+extern uint64 cancel_descendants(Oid nspid, int64 job_id, bool skip_locked);
 extern char *parent_failure_message(const ChildCounts *counts);
 extern int64 child_counts_total(const ChildCounts *counts);
 extern Datum job_result_datum(FunctionCallInfo fcinfo, HeapTuple tuple,

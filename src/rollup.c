@@ -27,6 +27,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "commands/async.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "common/int.h"
@@ -45,6 +46,22 @@ PG_FUNCTION_INFO_V1(batchjob_guard);
 PG_FUNCTION_INFO_V1(batchjob_rollup);
 
 /* One parent's share of a statement's changes. */
+/* A parent row's parent before the statement, to spot re-parenting. */
+typedef struct OldParent
+{
+	int64		job_id;			/* hash key */
+	int64		parent_id;
+} OldParent;
+
+/* What one run of the rollup gathers from the transition tables. */
+typedef struct RollupState
+{
+	HTAB	   *deltas;			/* ParentDelta by parent id */
+	HTAB	   *old_parents;	/* OldParent by job id */
+	List	   *moved;			/* parents placed under a new parent: pairs
+								 * job_id, parent_id as int64 pointers */
+} RollupState;
+
 typedef struct ParentDelta
 {
 	int64		parent_id;		/* hash key */
@@ -78,6 +95,45 @@ get_int8(HeapTuple tuple, TupleDesc desc, AttrNumber attno, bool *isnull)
 }
 
 /*
+ * Tells LISTENing clients what changed; PostgreSQL delivers the message at
+ * commit, and not at all if the transaction rolls back.  A parent that
+ * finishes sends batchjob_parent_done with its id and status; a job that
+ * becomes claimable (new, retried, reaped, or its backoff already over)
+ * sends batchjob_jobs_available, which PostgreSQL folds to one message per
+ * transaction however many rows sent it.
+ */
+static void
+notify_listeners(HeapTuple newtup, TupleDesc desc, const JobColumns *col,
+				 int64 job_id, bool is_parent, bool is_update,
+				 JobStatus old_status, JobStatus new_status)
+{
+	if (is_parent)
+	{
+		if (is_update && !JOB_STATUS_FINISHED(old_status) &&
+			JOB_STATUS_FINISHED(new_status))
+		{
+			char	   *payload;
+
+			payload = psprintf("{\"job_id\": " INT64_FORMAT ", \"status\": \"%s\"}",
+							   job_id, job_status_names[new_status]);
+			Async_Notify("batchjob_parent_done", payload);
+			pfree(payload);
+		}
+	}
+	else if (new_status == JOB_PENDING &&
+			 (!is_update || old_status != JOB_PENDING))
+	{
+		bool		isnull = true;
+		Datum		run_at = (Datum) 0;
+
+		if (col->run_at != InvalidAttrNumber)
+			run_at = heap_getattr(newtup, col->run_at, desc, &isnull);
+		if (isnull || DatumGetTimestampTz(run_at) <= GetCurrentTimestamp())
+			Async_Notify("batchjob_jobs_available", NULL);
+	}
+}
+
+/*
  * BEFORE INSERT OR UPDATE, FOR EACH ROW.
  *
  * For every row: stamps updated_at, started_at (first time the job leaves
@@ -107,9 +163,9 @@ batchjob_guard(PG_FUNCTION_ARGS)
 	JobStatus	new_status;
 	bool		is_parent;
 	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	int			repl_cols[6];
-	Datum		repl_vals[6];
-	bool		repl_nulls[6];
+	int			repl_cols[8];
+	Datum		repl_vals[8];
+	bool		repl_nulls[8];
 	int			nrepl = 0;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -160,7 +216,15 @@ batchjob_guard(PG_FUNCTION_ARGS)
 
 		if (child_counts_total(&counts) > 0)
 		{
-			derived = derive_parent_status(&counts, new_status);
+			bool		fail_fast = false;
+
+			if (col->on_child_failure != InvalidAttrNumber)
+			{
+				d = heap_getattr(newtup, col->on_child_failure, desc, &isnull);
+				fail_fast = !isnull &&
+					strcmp(TextDatumGetCString(d), "fail_fast") == 0;
+			}
+			derived = derive_parent_status(&counts, new_status, fail_fast);
 			if (oldtup != NULL && new_status != old_status &&
 				new_status != derived)
 				ereport(ERROR,
@@ -241,6 +305,28 @@ batchjob_guard(PG_FUNCTION_ARGS)
 		repl_nulls[nrepl++] = true;
 	}
 
+	/* a lease means something only while the job is PROCESSING */
+	if (new_status != JOB_PROCESSING && col->locked_by != InvalidAttrNumber)
+	{
+		(void) heap_getattr(newtup, col->locked_by, desc, &isnull);
+		if (!isnull)
+		{
+			repl_cols[nrepl] = col->locked_by;
+			repl_vals[nrepl] = (Datum) 0;
+			repl_nulls[nrepl++] = true;
+		}
+		(void) heap_getattr(newtup, col->locked_until, desc, &isnull);
+		if (!isnull)
+		{
+			repl_cols[nrepl] = col->locked_until;
+			repl_vals[nrepl] = (Datum) 0;
+			repl_nulls[nrepl++] = true;
+		}
+	}
+
+	notify_listeners(newtup, desc, col, job_id, is_parent,
+					 oldtup != NULL, old_status, new_status);
+
 	if (nrepl > 0)
 		newtup = heap_modify_tuple_by_cols(newtup, desc, nrepl, repl_cols,
 										   repl_vals, repl_nulls);
@@ -263,7 +349,7 @@ add_checked(int64 *acc, int64 value, int64 parent_id)
  * include every parent row the rollup itself updates, are skipped.
  */
 static void
-accumulate(HTAB *deltas, Tuplestorestate *store, Relation rel,
+accumulate(RollupState *state, Tuplestorestate *store, Relation rel,
 		   const JobColumns *col, int sign)
 {
 	TupleTableSlot *slot;
@@ -294,7 +380,34 @@ accumulate(HTAB *deltas, Tuplestorestate *store, Relation rel,
 		status = job_status_from_datum(slot_getattr(slot, col->status, &isnull),
 									   job_id);
 
-		delta = hash_search(deltas, &parent_id, HASH_ENTER, &found);
+		/*
+		 * Only a parent can close a cycle through parent_job_id; note each
+		 * one whose parent the statement set or changed.
+		 */
+		if (DatumGetBool(slot_getattr(slot, col->is_parent, &isnull)))
+		{
+			OldParent  *op;
+
+			if (sign < 0)
+			{
+				op = hash_search(state->old_parents, &job_id, HASH_ENTER, NULL);
+				op->parent_id = parent_id;
+			}
+			else
+			{
+				op = hash_search(state->old_parents, &job_id, HASH_FIND, NULL);
+				if (op == NULL || op->parent_id != parent_id)
+				{
+					int64	   *pair = palloc(2 * sizeof(int64));
+
+					pair[0] = job_id;
+					pair[1] = parent_id;
+					state->moved = lappend(state->moved, pair);
+				}
+			}
+		}
+
+		delta = hash_search(state->deltas, &parent_id, HASH_ENTER, &found);
 		if (!found)
 			memset(((char *) delta) + sizeof(int64), 0,
 				   sizeof(ParentDelta) - sizeof(int64));
@@ -325,9 +438,36 @@ compare_parent_ids(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Applies one parent's difference; the guard then derives its status. */
+/*
+ * Refuses a statement that made a job its own ancestor.  The walk up from
+ * the new parent uses UNION, so it ends even if it meets a cycle.
+ */
 static void
-apply_delta(SPIPlanPtr plan, const ParentDelta *delta)
+check_no_cycle(Oid nspid, const int64 *pair)
+{
+	Datum		values[2] = {Int64GetDatum(pair[0]), Int64GetDatum(pair[1])};
+	int			rc;
+
+	rc = SPI_execute_plan(job_plan(PLAN_CYCLE_CHECK, nspid), values, NULL,
+						  false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "cycle check failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("job " INT64_FORMAT " cannot be placed under job " INT64_FORMAT,
+						pair[0], pair[1]),
+				 errdetail("Job " INT64_FORMAT " is job " INT64_FORMAT " itself or one of its descendants, so this would make a cycle.",
+						   pair[1], pair[0])));
+}
+
+/*
+ * Applies one parent's difference; the guard then derives its status.  On
+ * a fail_fast parent that has just got a failed child, the unfinished
+ * children are cancelled here, which fails the parent once they are in.
+ */
+static void
+apply_delta(SPIPlanPtr plan, Oid nspid, bool v11, const ParentDelta *delta)
 {
 	Datum		values[1 + DELTA_NVALUES];
 	int			i;
@@ -358,6 +498,10 @@ apply_delta(SPIPlanPtr plan, const ParentDelta *delta)
 				 errmsg("job " INT64_FORMAT " is not a parent job",
 						delta->parent_id),
 				 errdetail("A job's parent_job_id must name a job whose is_parent is true.")));
+	if (v11 && DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 2, &isnull)) &&
+		!isnull)
+		(void) cancel_descendants(nspid, delta->parent_id, true);
 	SPI_freetuptable(SPI_tuptable);
 }
 
@@ -390,8 +534,10 @@ batchjob_rollup(PG_FUNCTION_ARGS)
 	MemoryContext cxt;
 	MemoryContext old;
 	HASHCTL		ctl;
-	HTAB	   *deltas;
+	RollupState state;
 	HASH_SEQ_STATUS seq;
+	ListCell   *lc;
+	bool		v11;
 	ParentDelta *delta;
 	ParentDelta **sorted;
 	long		n = 0;
@@ -429,30 +575,39 @@ batchjob_rollup(PG_FUNCTION_ARGS)
 	ctl.keysize = sizeof(int64);
 	ctl.entrysize = sizeof(ParentDelta);
 	ctl.hcxt = cxt;
-	deltas = hash_create("batchjob rollup deltas", 64, &ctl,
-						 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	state.deltas = hash_create("batchjob rollup deltas", 64, &ctl,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.entrysize = sizeof(OldParent);
+	state.old_parents = hash_create("batchjob rollup old parents", 16, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	state.moved = NIL;
 
 	if (trigdata->tg_oldtable != NULL)
-		accumulate(deltas, trigdata->tg_oldtable, rel, col, -1);
+		accumulate(&state, trigdata->tg_oldtable, rel, col, -1);
 	if (trigdata->tg_newtable != NULL)
-		accumulate(deltas, trigdata->tg_newtable, rel, col, +1);
+		accumulate(&state, trigdata->tg_newtable, rel, col, +1);
 
-	sorted = palloc(sizeof(ParentDelta *) * Max(hash_get_num_entries(deltas), 1));
-	hash_seq_init(&seq, deltas);
+	sorted = palloc(sizeof(ParentDelta *) *
+					Max(hash_get_num_entries(state.deltas), 1));
+	hash_seq_init(&seq, state.deltas);
 	while ((delta = hash_seq_search(&seq)) != NULL)
 		if (!delta_is_zero(delta))
 			sorted[n++] = delta;
 
-	if (n > 0)
+	if (n > 0 || state.moved != NIL)
 	{
 		SPIPlanPtr	plan;
 
-		qsort(sorted, n, sizeof(ParentDelta *), compare_parent_ids);
+		v11 = JOB_COLUMNS_V11(col);
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		plan = job_plan(PLAN_ROLLUP_APPLY, nspid);
+		foreach(lc, state.moved)
+			check_no_cycle(nspid, (const int64 *) lfirst(lc));
+
+		qsort(sorted, n, sizeof(ParentDelta *), compare_parent_ids);
+		plan = job_plan(v11 ? PLAN_ROLLUP_APPLY_V11 : PLAN_ROLLUP_APPLY, nspid);
 		for (i = 0; i < n; i++)
-			apply_delta(plan, sorted[i]);
+			apply_delta(plan, nspid, v11, sorted[i]);
 		if (SPI_finish() != SPI_OK_FINISH)
 			elog(ERROR, "SPI_finish failed");
 	}

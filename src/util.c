@@ -41,6 +41,25 @@ typedef struct PlanSpec
 	"child_pending + child_processing + child_completed + child_failed" \
 	" + child_cancelled = 0"
 
+/*
+ * Every unfinished leaf below $1 (and every parent there that has no
+ * children to follow), locked in job_id order so that two cancels, or a
+ * cancel and a batch completion, cannot deadlock.  Parents with children
+ * follow them through the rollup.
+ */
+#define CANCEL_DESCENDANTS_SQL(lock_option) \
+	"UPDATE %1$s SET status = 'CANCELLED'" \
+	" WHERE job_id = ANY (ARRAY(" \
+	"  WITH RECURSIVE d(job_id) AS (" \
+	"   SELECT job_id FROM %1$s WHERE parent_job_id = $1" \
+	"   UNION SELECT c.job_id FROM %1$s c JOIN d ON c.parent_job_id = d.job_id)" \
+	"  SELECT j.job_id FROM %1$s j WHERE j.job_id IN (SELECT job_id FROM d)" \
+	"  AND j.status IN ('PENDING', 'PROCESSING')" \
+	"  AND (NOT j.is_parent OR j.child_pending + j.child_processing" \
+	"   + j.child_completed + j.child_failed + j.child_cancelled = 0)" \
+	"  ORDER BY j.job_id FOR UPDATE" lock_option "))" \
+	" AND status IN ('PENDING', 'PROCESSING')"
+
 static const PlanSpec plan_specs[PLAN_COUNT] = {
 	[PLAN_ROLLUP_APPLY] = {
 		/*
@@ -149,7 +168,244 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 		" ORDER BY priority DESC, created_at, job_id LIMIT 1",
 		0, {InvalidOid}
 	},
+	[PLAN_ROLLUP_APPLY_V11] = {
+		/*
+		 * As PLAN_ROLLUP_APPLY, and says whether a fail_fast parent now has
+		 * a failed child and unfinished ones to cancel.
+		 */
+		"UPDATE %1$s SET"
+		" child_pending = child_pending + $2,"
+		" child_processing = child_processing + $3,"
+		" child_completed = child_completed + $4,"
+		" child_failed = child_failed + $5,"
+		" child_cancelled = child_cancelled + $6,"
+		" total_records = CASE WHEN " NO_CHILDREN_YET
+		" THEN 0 ELSE coalesce(total_records, 0) END + $7,"
+		" processed_records = CASE WHEN " NO_CHILDREN_YET
+		" THEN 0 ELSE processed_records END + $8,"
+		" success_count = CASE WHEN " NO_CHILDREN_YET
+		" THEN 0 ELSE success_count END + $9,"
+		" error_count = CASE WHEN " NO_CHILDREN_YET
+		" THEN 0 ELSE error_count END + $10"
+		" WHERE job_id = $1 RETURNING is_parent,"
+		" on_child_failure = 'fail_fast' AND child_failed > 0"
+		" AND child_pending + child_processing > 0",
+		10,
+		{INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+		INT8OID, INT8OID, INT8OID, INT8OID}
+	},
+	[PLAN_INSERT_PARENT_V11] = {
+		"INSERT INTO %1$s"
+		" (status, criteria, created_by, priority, total_records, is_parent,"
+		" on_child_failure, parent_job_id)"
+		" VALUES ('PENDING', $1, $2, $3, $4, true, $5, $6) RETURNING *",
+		6, {JSONBOID, TEXTOID, INT4OID, INT8OID, TEXTOID, INT8OID}
+	},
+	[PLAN_NEXT_PENDING_V11] = {
+		"SELECT * FROM %1$s WHERE status = 'PENDING' AND NOT is_parent"
+		" AND run_at <= clock_timestamp()"
+		" ORDER BY priority DESC, created_at, job_id LIMIT 1",
+		0, {InvalidOid}
+	},
+	[PLAN_CYCLE_CHECK] = {
+		/* is $1 among the ancestors of $2 (or $2 itself)? */
+		"WITH RECURSIVE up(id) AS (SELECT $2::int8"
+		" UNION SELECT j.parent_job_id FROM %1$s j JOIN up ON j.job_id = up.id"
+		" WHERE j.parent_job_id IS NOT NULL)"
+		" SELECT 1 FROM up WHERE id = $1 LIMIT 1",
+		2, {INT8OID, INT8OID}
+	},
+	[PLAN_JOB_STATE] = {
+		"SELECT status, is_parent, locked_by FROM %1$s WHERE job_id = $1",
+		1, {INT8OID}
+	},
+	[PLAN_JOB_ROW] = {
+		"SELECT * FROM %1$s WHERE job_id = $1",
+		1, {INT8OID}
+	},
+	[PLAN_CLAIM] = {
+		/*
+		 * SKIP LOCKED: a row another claimer holds is passed over, never
+		 * waited for, and the partial pending index keeps finished rows out
+		 * of the scan.  Rows are locked in claim order.
+		 */
+		"UPDATE %1$s SET status = 'PROCESSING', locked_by = $1,"
+		" locked_until = clock_timestamp() + $3, attempts = attempts + 1"
+		" WHERE job_id = ANY (ARRAY("
+		"  SELECT job_id FROM %1$s WHERE status = 'PENDING' AND NOT is_parent"
+		"  AND run_at <= clock_timestamp()"
+		"  ORDER BY priority DESC, created_at, job_id LIMIT $2"
+		"  FOR UPDATE SKIP LOCKED))"
+		" AND status = 'PENDING' RETURNING *",
+		3, {TEXTOID, INT4OID, INTERVALOID}
+	},
+	[PLAN_HEARTBEAT] = {
+		"UPDATE %1$s SET locked_until = clock_timestamp() + $3"
+		" WHERE job_id = $1 AND locked_by = $2 AND status = 'PROCESSING'"
+		" AND NOT is_parent",
+		3, {INT8OID, TEXTOID, INTERVALOID}
+	},
+	[PLAN_PROGRESS] = {
+		"UPDATE %1$s SET processed_records = $2, success_count = $3,"
+		" error_count = $4"
+		" WHERE job_id = $1 AND status = 'PROCESSING' AND NOT is_parent"
+		" RETURNING *",
+		4, {INT8OID, INT8OID, INT8OID, INT8OID}
+	},
+	[PLAN_COMPLETE] = {
+		"UPDATE %1$s SET status = 'COMPLETED'"
+		" WHERE job_id = $1 AND status = 'PROCESSING' AND NOT is_parent"
+		" RETURNING *",
+		1, {INT8OID}
+	},
+	[PLAN_FAIL] = {
+		/*
+		 * Backoff before retry n: 2^(n-1) seconds, capped at an hour, times
+		 * a random factor in [0.5, 1.5) so that jobs failed together do not
+		 * come back together.
+		 */
+		"UPDATE %1$s SET error_details = $2,"
+		" status = CASE WHEN $3 AND attempts < max_attempts"
+		"  THEN 'PENDING' ELSE 'FAILED' END,"
+		" run_at = CASE WHEN $3 AND attempts < max_attempts"
+		"  THEN clock_timestamp() + make_interval(secs =>"
+		"   least(3600.0, power(2.0, greatest(attempts - 1, 0)::float8))"
+		"   * (0.5 + random()))"
+		"  ELSE run_at END"
+		" WHERE job_id = $1 AND status = 'PROCESSING' AND NOT is_parent"
+		" RETURNING *",
+		3, {INT8OID, TEXTOID, BOOLOID}
+	},
+	[PLAN_COMPLETE_MANY] = {
+		"UPDATE %1$s SET status = 'COMPLETED'"
+		" WHERE job_id = ANY ($1) AND status = 'PROCESSING' AND NOT is_parent"
+		" RETURNING job_id",
+		1, {INT8ARRAYOID}
+	},
+	[PLAN_FAIL_MANY] = {
+		"UPDATE %1$s SET error_details = $2,"
+		" status = CASE WHEN $3 AND attempts < max_attempts"
+		"  THEN 'PENDING' ELSE 'FAILED' END,"
+		" run_at = CASE WHEN $3 AND attempts < max_attempts"
+		"  THEN clock_timestamp() + make_interval(secs =>"
+		"   least(3600.0, power(2.0, greatest(attempts - 1, 0)::float8))"
+		"   * (0.5 + random()))"
+		"  ELSE run_at END"
+		" WHERE job_id = ANY ($1) AND status = 'PROCESSING' AND NOT is_parent"
+		" RETURNING job_id",
+		3, {INT8ARRAYOID, TEXTOID, BOOLOID}
+	},
+	[PLAN_REAP] = {
+		/* the job's lease holder is gone: give the attempt back, or fail */
+		"UPDATE %1$s SET"
+		" status = CASE WHEN attempts >= max_attempts"
+		"  THEN 'FAILED' ELSE 'PENDING' END,"
+		" error_details = CASE WHEN attempts >= max_attempts"
+		"  THEN format('lease of worker %%s expired on attempt %%s of %%s',"
+		"   locked_by, attempts, max_attempts)"
+		"  ELSE error_details END"
+		" WHERE job_id = ANY (ARRAY("
+		"  SELECT job_id FROM %1$s WHERE status = 'PROCESSING'"
+		"  AND locked_until < clock_timestamp() AND NOT is_parent"
+		"  ORDER BY job_id FOR UPDATE SKIP LOCKED))"
+		" AND status = 'PROCESSING' AND locked_until < clock_timestamp()",
+		0, {InvalidOid}
+	},
+	[PLAN_RETRY] = {
+		"UPDATE %1$s SET status = 'PENDING', attempts = 0,"
+		" run_at = clock_timestamp()"
+		" WHERE job_id = $1 AND status = 'FAILED' AND NOT is_parent"
+		" RETURNING *",
+		1, {INT8OID}
+	},
+	[PLAN_RETRY_DESCENDANTS] = {
+		"UPDATE %1$s SET status = 'PENDING', attempts = 0,"
+		" run_at = clock_timestamp()"
+		" WHERE job_id = ANY (ARRAY("
+		"  WITH RECURSIVE d(job_id) AS ("
+		"   SELECT job_id FROM %1$s WHERE parent_job_id = $1"
+		"   UNION SELECT c.job_id FROM %1$s c JOIN d ON c.parent_job_id = d.job_id)"
+		"  SELECT j.job_id FROM %1$s j WHERE j.job_id IN (SELECT job_id FROM d)"
+		"  AND j.status = 'FAILED' AND NOT j.is_parent"
+		"  ORDER BY j.job_id FOR UPDATE))"
+		" AND status = 'FAILED'",
+		1, {INT8OID}
+	},
+	[PLAN_CANCEL] = {
+		/* a leaf, or a parent that has no children to follow */
+		"UPDATE %1$s SET status = 'CANCELLED'"
+		" WHERE job_id = $1 AND status IN ('PENDING', 'PROCESSING')"
+		" AND (NOT is_parent OR " NO_CHILDREN_YET ")",
+		1, {INT8OID}
+	},
+	[PLAN_CANCEL_DESCENDANTS] = {
+		CANCEL_DESCENDANTS_SQL(""), 1, {INT8OID}
+	},
+	[PLAN_CANCEL_DESCENDANTS_SKIP_LOCKED] = {
+		CANCEL_DESCENDANTS_SQL(" SKIP LOCKED"), 1, {INT8OID}
+	},
 };
+
+/* Raises 22004 when a required argument is NULL. */
+void
+job_require_arg(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+}
+
+void
+job_spi_connect(void)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+void
+job_spi_finish(void)
+{
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+}
+
+void
+job_run_plan(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only,
+		 int expected, const char *what)
+{
+	int			rc = SPI_execute_plan(plan, values, nulls, read_only, 0);
+
+	if (rc != expected)
+		elog(ERROR, "%s failed: %s", what, SPI_result_code_string(rc));
+}
+
+/*
+ * Reads the job a parent_job_id argument names and checks that it is a
+ * parent: 23503 when there is no such job, 22023 when it is not a parent.
+ * With lock, the parent's row is locked FOR NO KEY UPDATE, which serializes
+ * callers that are about to change its set of children.  Leaves the row in
+ * SPI_tuptable (plan PLAN_PARENT_INFO or PLAN_LOCK_PARENT).
+ */
+void
+job_fetch_parent(Oid nspid, int64 parent_id, bool lock, bool read_only)
+{
+	Datum		values[1] = {Int64GetDatum(parent_id)};
+	bool		isnull;
+
+	job_run_plan(job_plan(lock ? PLAN_LOCK_PARENT : PLAN_PARENT_INFO, nspid),
+			 values, NULL, read_only, SPI_OK_SELECT, "reading the parent");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("parent job " INT64_FORMAT " does not exist", parent_id)));
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("job " INT64_FORMAT " is not a parent job", parent_id),
+				 errhint("Create parents with batchjob_create_parent().")));
+}
 
 /* Prepared plans, valid for the schema the extension lives in. */
 static SPIPlanPtr plans[PLAN_COUNT];
@@ -240,6 +496,13 @@ job_columns(Relation rel)
 	columns.updated_at = column_number(desc, "updated_at");
 	columns.started_at = column_number(desc, "started_at");
 	columns.completed_at = column_number(desc, "completed_at");
+	/* SPI_fnumber's "no such column" is negative: treat it as absent */
+	columns.run_at = Max(SPI_fnumber(desc, "run_at"), InvalidAttrNumber);
+	columns.locked_by = Max(SPI_fnumber(desc, "locked_by"), InvalidAttrNumber);
+	columns.locked_until = Max(SPI_fnumber(desc, "locked_until"),
+							   InvalidAttrNumber);
+	columns.on_child_failure = Max(SPI_fnumber(desc, "on_child_failure"),
+								   InvalidAttrNumber);
 	columns_relid = RelationGetRelid(rel);
 	return &columns;
 }
@@ -297,6 +560,20 @@ job_function_namespace(FunctionCallInfo fcinfo)
 	return get_func_namespace(fcinfo->flinfo->fn_oid);
 }
 
+/*
+ * Whether nspid's batch_jobs has the 1.1 columns.  Between installing a new
+ * library and ALTER EXTENSION batchjob UPDATE, the table is still 1.0, and
+ * the library keeps serving it with the 1.0 statements.
+ */
+bool
+job_schema_is_v11(Oid nspid)
+{
+	Oid			relid = get_relname_relid("batch_jobs", nspid);
+
+	return OidIsValid(relid) &&
+		get_attnum(relid, "on_child_failure") != InvalidAttrNumber;
+}
+
 int64
 child_counts_total(const ChildCounts *counts)
 {
@@ -311,10 +588,13 @@ child_counts_total(const ChildCounts *counts)
 /*
  * The status rules for a parent (README, "Parent status").  A parent whose
  * children are not all finished is never finished itself, whatever has
- * failed so far: the reference design got that wrong.
+ * failed so far: the reference design got that wrong.  Under fail_fast, a
+ * failed child makes the finished parent FAILED rather than a partial
+ * success; the rollup cancels the unfinished children to get it there.
  */
 JobStatus
-derive_parent_status(const ChildCounts *counts, JobStatus current)
+derive_parent_status(const ChildCounts *counts, JobStatus current,
+					 bool fail_fast)
 {
 	int64		total = child_counts_total(counts);
 
@@ -324,7 +604,8 @@ derive_parent_status(const ChildCounts *counts, JobStatus current)
 		return JOB_PENDING;
 	if (counts->n[JOB_PENDING] + counts->n[JOB_PROCESSING] > 0)
 		return JOB_PROCESSING;
-	if (counts->n[JOB_FAILED] == total)
+	if (counts->n[JOB_FAILED] == total ||
+		(fail_fast && counts->n[JOB_FAILED] > 0))
 		return JOB_FAILED;
 	if (counts->n[JOB_CANCELLED] == total)
 		return JOB_CANCELLED;
@@ -435,4 +716,26 @@ job_stream_plan(FunctionCallInfo fcinfo, SPIPlanPtr plan, Datum *values,
 	rsinfo->returnMode = SFRM_Materialize;
 	rsinfo->setResult = store;
 	rsinfo->setDesc = outdesc;
+}
+
+/*
+ * Cancels every unfinished job below job_id; returns how many changed.
+ * With skip_locked, rows another transaction holds are left alone: they are
+ * being finished right now, and waiting for them from inside a rollup that
+ * holds their parent's lock could deadlock.  Must be connected to SPI.
+ */
+uint64
+cancel_descendants(Oid nspid, int64 job_id, bool skip_locked)
+{
+	Datum		values[1] = {Int64GetDatum(job_id)};
+	int			rc;
+
+	rc = SPI_execute_plan(job_plan(skip_locked ?
+								   PLAN_CANCEL_DESCENDANTS_SKIP_LOCKED :
+								   PLAN_CANCEL_DESCENDANTS, nspid),
+						  values, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "cancelling the jobs below job " INT64_FORMAT " failed: %s",
+			 job_id, SPI_result_code_string(rc));
+	return SPI_processed;
 }

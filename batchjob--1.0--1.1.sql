@@ -1,0 +1,220 @@
+/* batchjob--1.0--1.1.sql */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION batchjob UPDATE TO '1.1'" to load this file. \quit
+
+/*
+ * Worker lifecycle: leases, attempts, delayed runs and a failure policy per
+ * parent.  Every new column has a default, so existing rows need no rewrite
+ * and a 1.0 table keeps every row.
+ */
+ALTER TABLE @extschema@.batch_jobs
+    ADD COLUMN run_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    ADD COLUMN locked_by text,
+    ADD COLUMN locked_until timestamptz,
+    ADD COLUMN attempts integer NOT NULL DEFAULT 0,
+    ADD COLUMN max_attempts integer NOT NULL DEFAULT 3,
+    ADD COLUMN on_child_failure text NOT NULL DEFAULT 'continue',
+    ADD CONSTRAINT batch_jobs_attempts_check CHECK (
+        attempts OPERATOR(pg_catalog.>=) 0
+        AND max_attempts OPERATOR(pg_catalog.>) 0),
+    ADD CONSTRAINT batch_jobs_on_child_failure_check CHECK (
+        on_child_failure OPERATOR(pg_catalog.=) ANY (
+            ARRAY['continue', 'fail_fast']::pg_catalog.text[]));
+
+COMMENT ON COLUMN @extschema@.batch_jobs.run_at IS
+    'a PENDING job is not claimed before this time (retry backoff)';
+COMMENT ON COLUMN @extschema@.batch_jobs.locked_by IS
+    'the worker holding a PROCESSING job';
+COMMENT ON COLUMN @extschema@.batch_jobs.locked_until IS
+    'end of the worker''s lease; batchjob_reap() takes the job back after it';
+COMMENT ON COLUMN @extschema@.batch_jobs.attempts IS
+    'how many times the job was claimed';
+COMMENT ON COLUMN @extschema@.batch_jobs.max_attempts IS
+    'claims allowed before a failure or an expired lease is final';
+COMMENT ON COLUMN @extschema@.batch_jobs.on_child_failure IS
+    'on a parent: continue (partial success) or fail_fast (first final child failure fails the parent and cancels the rest)';
+
+-- what batchjob_reap() reads: only leased jobs are in it
+CREATE INDEX batch_jobs_lease_idx ON @extschema@.batch_jobs (locked_until)
+    WHERE status OPERATOR(pg_catalog.=) 'PROCESSING';
+
+/*
+ * batchjob_create_parent gains a failure policy and a parent (nesting).
+ * Its old four-argument calls resolve to the new function unchanged.
+ */
+DROP FUNCTION @extschema@.batchjob_create_parent(jsonb, text, integer, bigint);
+
+CREATE FUNCTION @extschema@.batchjob_create_parent(
+    criteria jsonb,
+    created_by text,
+    priority integer DEFAULT 0,
+    total_records bigint DEFAULT NULL,
+    on_child_failure text DEFAULT 'continue',
+    parent_job_id bigint DEFAULT NULL)
+RETURNS @extschema@.batch_jobs
+AS 'MODULE_PATHNAME', 'batchjob_create_parent'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION @extschema@.batchjob_claim(
+    worker text,
+    max_jobs integer DEFAULT 1,
+    lease interval DEFAULT '5 minutes')
+RETURNS SETOF @extschema@.batch_jobs
+AS 'MODULE_PATHNAME', 'batchjob_claim'
+LANGUAGE C VOLATILE ROWS 10
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION @extschema@.batchjob_heartbeat(
+    job_id bigint,
+    worker text,
+    lease interval DEFAULT '5 minutes')
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'batchjob_heartbeat'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION @extschema@.batchjob_progress(
+    job_id bigint,
+    processed bigint,
+    succeeded bigint,
+    failed bigint)
+RETURNS @extschema@.batch_jobs
+AS 'MODULE_PATHNAME', 'batchjob_progress'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION @extschema@.batchjob_complete(job_id bigint)
+RETURNS @extschema@.batch_jobs
+AS 'MODULE_PATHNAME', 'batchjob_complete'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION @extschema@.batchjob_fail(
+    job_id bigint,
+    error_details text,
+    retry boolean DEFAULT true)
+RETURNS @extschema@.batch_jobs
+AS 'MODULE_PATHNAME', 'batchjob_fail'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION @extschema@.batchjob_complete(job_ids bigint[])
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'batchjob_complete_many'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION @extschema@.batchjob_fail(
+    job_ids bigint[],
+    error_details text,
+    retry boolean DEFAULT true)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'batchjob_fail_many'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION @extschema@.batchjob_reap()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'batchjob_reap'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION @extschema@.batchjob_retry(job_id bigint)
+RETURNS @extschema@.batch_jobs
+AS 'MODULE_PATHNAME', 'batchjob_retry'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION @extschema@.batchjob_cancel(job_id bigint)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'batchjob_cancel'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+/*
+ * One row per parent.  Rates are measured from started_at to completed_at,
+ * or to now() while the parent runs; the estimate assumes that rate holds.
+ */
+CREATE VIEW @extschema@.batch_job_progress AS
+SELECT j.job_id,
+       j.parent_job_id,
+       j.status,
+       j.child_pending AS pending,
+       j.child_processing AS processing,
+       j.child_completed AS completed,
+       j.child_failed AS failed,
+       j.child_cancelled AS cancelled,
+       j.child_pending OPERATOR(pg_catalog.+) j.child_processing
+           OPERATOR(pg_catalog.+) j.child_completed
+           OPERATOR(pg_catalog.+) j.child_failed
+           OPERATOR(pg_catalog.+) j.child_cancelled AS children,
+       j.processed_records,
+       j.total_records,
+       CASE WHEN j.total_records OPERATOR(pg_catalog.>) 0
+            THEN pg_catalog.round(100::pg_catalog.numeric
+                     OPERATOR(pg_catalog.*) j.processed_records::pg_catalog.numeric
+                     OPERATOR(pg_catalog./) j.total_records::pg_catalog.numeric, 2)
+       END AS percent_done,
+       r.records_per_second,
+       CASE WHEN j.status OPERATOR(pg_catalog.=) ANY (
+                     ARRAY['COMPLETED', 'FAILED', 'CANCELLED']::pg_catalog.text[])
+            THEN j.completed_at
+            WHEN r.records_per_second OPERATOR(pg_catalog.>) 0
+                 AND j.total_records IS NOT NULL
+            THEN pg_catalog.now() OPERATOR(pg_catalog.+)
+                 pg_catalog.make_interval(secs =>
+                     ((j.total_records OPERATOR(pg_catalog.-) j.processed_records)::pg_catalog.numeric
+                      OPERATOR(pg_catalog./) r.records_per_second)::double precision)
+       END AS estimated_finish
+  FROM @extschema@.batch_jobs j
+  CROSS JOIN LATERAL (
+      SELECT CASE WHEN j.started_at IS NOT NULL
+                       AND j.processed_records OPERATOR(pg_catalog.>) 0
+                  THEN pg_catalog.round(j.processed_records::pg_catalog.numeric
+                       OPERATOR(pg_catalog./) GREATEST(0.001::pg_catalog.numeric,
+                           pg_catalog.date_part('epoch',
+                               COALESCE(j.completed_at, pg_catalog.now())
+                               OPERATOR(pg_catalog.-) j.started_at)::pg_catalog.numeric), 2)
+             END AS records_per_second) r
+ WHERE j.is_parent;
+
+COMMENT ON VIEW @extschema@.batch_job_progress IS
+    'one row per parent: status, child counts, records done, rate and estimated finish';
+
+COMMENT ON FUNCTION @extschema@.batchjob_create_parent(jsonb, text, integer, bigint, text, bigint) IS
+    'creates a PENDING parent job, optionally under another parent, with a child failure policy';
+COMMENT ON FUNCTION @extschema@.batchjob_claim(text, integer, interval) IS
+    'atomically moves up to max_jobs claimable PENDING jobs to PROCESSING under a lease for worker';
+COMMENT ON FUNCTION @extschema@.batchjob_heartbeat(bigint, text, interval) IS
+    'extends the worker''s lease on a job; false when the job is no longer the worker''s';
+COMMENT ON FUNCTION @extschema@.batchjob_progress(bigint, bigint, bigint, bigint) IS
+    'records a PROCESSING job''s absolute progress';
+COMMENT ON FUNCTION @extschema@.batchjob_complete(bigint) IS
+    'marks a PROCESSING job COMPLETED';
+COMMENT ON FUNCTION @extschema@.batchjob_fail(bigint, text, boolean) IS
+    'fails a PROCESSING job: back to PENDING with backoff while attempts remain and retry is true, else FAILED';
+COMMENT ON FUNCTION @extschema@.batchjob_complete(bigint[]) IS
+    'marks PROCESSING jobs COMPLETED in one statement; returns how many changed';
+COMMENT ON FUNCTION @extschema@.batchjob_fail(bigint[], text, boolean) IS
+    'fails PROCESSING jobs in one statement; returns how many changed';
+COMMENT ON FUNCTION @extschema@.batchjob_reap() IS
+    'takes back jobs whose lease expired: PENDING again, or FAILED when out of attempts; returns how many';
+COMMENT ON FUNCTION @extschema@.batchjob_retry(bigint) IS
+    'puts a FAILED job (or a parent''s FAILED descendants) back to PENDING';
+COMMENT ON FUNCTION @extschema@.batchjob_cancel(bigint) IS
+    'cancels an unfinished job, or every unfinished descendant of a parent; returns how many changed';
+
+REVOKE ALL ON FUNCTION @extschema@.batchjob_create_parent(jsonb, text, integer, bigint, text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.batchjob_claim(text, integer, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.batchjob_heartbeat(bigint, text, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.batchjob_progress(bigint, bigint, bigint, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.batchjob_complete(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.batchjob_fail(bigint, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.batchjob_complete(bigint[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.batchjob_fail(bigint[], text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.batchjob_reap() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.batchjob_retry(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.batchjob_cancel(bigint) FROM PUBLIC;
+REVOKE ALL ON TABLE @extschema@.batch_job_progress FROM PUBLIC;

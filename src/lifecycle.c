@@ -1,0 +1,449 @@
+/*-------------------------------------------------------------------------
+ *
+ * src/lifecycle.c
+ *	  The worker lifecycle (1.1): claim under a lease, heartbeat, progress,
+ *	  complete, fail with retry and backoff, reap expired leases, manual
+ *	  retry and cancellation.
+ *
+ * Each call is one statement whose WHERE clause states the transition it
+ * makes (a job is completed only while it is PROCESSING, say), so that two
+ * sessions racing on one job cannot both succeed: the loser's UPDATE finds
+ * the row changed and matches nothing.  Only then is the job read again, to
+ * say why nothing happened.  Progress reaches parents through the rollup
+ * triggers, per statement, as for any other change.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "datatype/timestamp.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "batchjob.h"
+
+PG_FUNCTION_INFO_V1(batchjob_claim);
+PG_FUNCTION_INFO_V1(batchjob_heartbeat);
+PG_FUNCTION_INFO_V1(batchjob_progress);
+PG_FUNCTION_INFO_V1(batchjob_complete);
+PG_FUNCTION_INFO_V1(batchjob_fail);
+PG_FUNCTION_INFO_V1(batchjob_complete_many);
+PG_FUNCTION_INFO_V1(batchjob_fail_many);
+PG_FUNCTION_INFO_V1(batchjob_reap);
+PG_FUNCTION_INFO_V1(batchjob_retry);
+PG_FUNCTION_INFO_V1(batchjob_cancel);
+
+/* Raises 22023 unless the lease argument is a positive interval. */
+static void
+check_lease(FunctionCallInfo fcinfo, int argno)
+{
+	Interval   *lease;
+	double		usecs;
+
+	job_require_arg(fcinfo, argno, "lease");
+	lease = PG_GETARG_INTERVAL_P(argno);
+	usecs = (double) lease->time +
+		((double) lease->day + (double) lease->month * DAYS_PER_MONTH) *
+		USECS_PER_DAY;
+	if (usecs <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lease must be a positive interval: %s",
+						DatumGetCString(DirectFunctionCall1(interval_out,
+															PointerGetDatum(lease))))));
+}
+
+/*
+ * Reads job_id's state for an explanation: P0002 when there is no such job,
+ * 22023 when it is a parent (whose status follows its children).  Returns
+ * its status.  Must be connected to SPI.
+ */
+static JobStatus
+job_state(Oid nspid, int64 job_id)
+{
+	Datum		values[1] = {Int64GetDatum(job_id)};
+	bool		isnull;
+
+	job_run_plan(job_plan(PLAN_JOB_STATE, nspid), values, NULL, false,
+				 SPI_OK_SELECT, "reading the job");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("job " INT64_FORMAT " does not exist", job_id)));
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+								   SPI_tuptable->tupdesc, 2, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("job " INT64_FORMAT " is a parent job", job_id),
+				 errdetail("A parent's status and progress follow its children.")));
+	return job_status_from_datum(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1,
+											   &isnull), job_id);
+}
+
+/* 55000 for a job whose status does not allow what was asked. */
+static void
+report_wrong_status(Oid nspid, int64 job_id, JobStatus wanted)
+{
+	JobStatus	status = job_state(nspid, job_id);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("job " INT64_FORMAT " is %s, not %s", job_id,
+					job_status_names[status], job_status_names[wanted]),
+			 wanted == JOB_PROCESSING ?
+			 errhint("It may have been cancelled, or taken back by batchjob_reap() after its lease expired.") : 0));
+}
+
+/*
+ * Runs a one-job UPDATE ... RETURNING * whose WHERE clause requires status
+ * wanted, and returns the new row; explains with 55000 (or P0002, 22023)
+ * when the job was not in that status.
+ */
+static Datum
+transition_one(FunctionCallInfo fcinfo, JobPlan which, Datum *values,
+			   const char *nulls, JobStatus wanted)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			nspid = job_function_namespace(fcinfo);
+	Datum		result;
+
+	job_spi_connect();
+	job_run_plan(job_plan(which, nspid), values, nulls, false,
+				 SPI_OK_UPDATE_RETURNING, "changing the job");
+	if (SPI_processed == 0)
+		report_wrong_status(nspid, DatumGetInt64(values[0]), wanted);
+	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
+							  SPI_tuptable->tupdesc, caller);
+	job_spi_finish();
+	return result;
+}
+
+/*
+ * batchjob_claim(worker, max_jobs, lease): up to max_jobs claimable jobs,
+ * now PROCESSING and leased to worker.  Concurrent claimers skip each
+ * other's rows instead of waiting (see PLAN_CLAIM).
+ */
+Datum
+batchjob_claim(PG_FUNCTION_ARGS)
+{
+	Datum		values[3];
+
+	job_require_arg(fcinfo, 0, "worker");
+	job_require_arg(fcinfo, 1, "max_jobs");
+	check_lease(fcinfo, 2);
+	if (PG_GETARG_INT32(1) < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_jobs must be at least 1: %d", PG_GETARG_INT32(1))));
+
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+	values[2] = PG_GETARG_DATUM(2);
+	job_spi_connect();
+	job_stream_plan(fcinfo, job_plan(PLAN_CLAIM, job_function_namespace(fcinfo)),
+					values, NULL, false);
+	job_spi_finish();
+	return (Datum) 0;
+}
+
+/*
+ * batchjob_heartbeat(job_id, worker, lease): extends the lease from now;
+ * false, changing nothing, when the job is not PROCESSING under worker any
+ * more (cancelled, reaped, finished or gone).
+ */
+Datum
+batchjob_heartbeat(PG_FUNCTION_ARGS)
+{
+	Datum		values[3];
+	bool		extended;
+
+	job_require_arg(fcinfo, 0, "job_id");
+	job_require_arg(fcinfo, 1, "worker");
+	check_lease(fcinfo, 2);
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+	values[2] = PG_GETARG_DATUM(2);
+
+	job_spi_connect();
+	job_run_plan(job_plan(PLAN_HEARTBEAT, job_function_namespace(fcinfo)),
+				 values, NULL, false, SPI_OK_UPDATE, "extending the lease");
+	extended = SPI_processed > 0;
+	job_spi_finish();
+	PG_RETURN_BOOL(extended);
+}
+
+/*
+ * batchjob_progress(job_id, processed, succeeded, failed): absolute figures,
+ * so a resent report changes nothing.  The table's CHECK constraints refuse
+ * negative figures and more processed than total (23514).
+ */
+Datum
+batchjob_progress(PG_FUNCTION_ARGS)
+{
+	Datum		values[4];
+
+	job_require_arg(fcinfo, 0, "job_id");
+	job_require_arg(fcinfo, 1, "processed");
+	job_require_arg(fcinfo, 2, "succeeded");
+	job_require_arg(fcinfo, 3, "failed");
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+	values[2] = PG_GETARG_DATUM(2);
+	values[3] = PG_GETARG_DATUM(3);
+	PG_RETURN_DATUM(transition_one(fcinfo, PLAN_PROGRESS, values, NULL,
+								   JOB_PROCESSING));
+}
+
+/* batchjob_complete(job_id): PROCESSING to COMPLETED. */
+Datum
+batchjob_complete(PG_FUNCTION_ARGS)
+{
+	Datum		values[1];
+
+	job_require_arg(fcinfo, 0, "job_id");
+	values[0] = PG_GETARG_DATUM(0);
+	PG_RETURN_DATUM(transition_one(fcinfo, PLAN_COMPLETE, values, NULL,
+								   JOB_PROCESSING));
+}
+
+/*
+ * batchjob_fail(job_id, error_details, retry): back to PENDING after a
+ * backoff while retry is true and attempts remain, else FAILED.
+ */
+Datum
+batchjob_fail(PG_FUNCTION_ARGS)
+{
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+
+	job_require_arg(fcinfo, 0, "job_id");
+	job_require_arg(fcinfo, 2, "retry");
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	if (PG_ARGISNULL(1))
+		nulls[1] = 'n';
+	values[2] = PG_GETARG_DATUM(2);
+	PG_RETURN_DATUM(transition_one(fcinfo, PLAN_FAIL, values, nulls,
+								   JOB_PROCESSING));
+}
+
+static int
+compare_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Runs a many-job transition over the distinct ids of the array argument
+ * 0; all or nothing: if any job was not PROCESSING, raises as the one-job
+ * form would for the first such job (so the whole statement rolls back).
+ * Returns how many jobs changed.
+ */
+static int64
+transition_many(FunctionCallInfo fcinfo, JobPlan which, Datum *values,
+				const char *nulls)
+{
+	Oid			nspid = job_function_namespace(fcinfo);
+	ArrayType  *array = PG_GETARG_ARRAYTYPE_P(0);
+	Datum	   *elems;
+	bool	   *elem_nulls;
+	int			nelems;
+	int64	   *ids;
+	int			nids = 0;
+	int			i;
+	uint64		j;
+	int64	   *done;
+	uint64		ndone;
+
+	deconstruct_array(array, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &elems, &elem_nulls, &nelems);
+	ids = palloc(sizeof(int64) * Max(nelems, 1));
+	for (i = 0; i < nelems; i++)
+		if (!elem_nulls[i])
+			ids[nids++] = DatumGetInt64(elems[i]);
+	qsort(ids, nids, sizeof(int64), compare_int64);
+	for (i = 0, j = 0; i < nids; i++)
+		if (j == 0 || ids[j - 1] != ids[i])
+			ids[j++] = ids[i];
+	nids = (int) j;
+
+	values[0] = PointerGetDatum(array);
+	job_spi_connect();
+	job_run_plan(job_plan(which, nspid), values, nulls, false,
+				 SPI_OK_UPDATE_RETURNING, "changing the jobs");
+	ndone = SPI_processed;
+	if (ndone != (uint64) nids)
+	{
+		bool		isnull;
+
+		done = palloc(sizeof(int64) * Max(ndone, 1));
+		for (j = 0; j < ndone; j++)
+			done[j] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[j],
+												  SPI_tuptable->tupdesc, 1,
+												  &isnull));
+		qsort(done, ndone, sizeof(int64), compare_int64);
+		for (i = 0, j = 0; i < nids; i++)
+		{
+			if (j < ndone && done[j] == ids[i])
+				j++;
+			else
+				report_wrong_status(nspid, ids[i], JOB_PROCESSING);
+		}
+	}
+	job_spi_finish();
+	return (int64) ndone;
+}
+
+/*
+ * batchjob_complete(job_ids bigint[]): completes PROCESSING jobs in one
+ * statement, so each parent is rolled up once for the lot.
+ */
+Datum
+batchjob_complete_many(PG_FUNCTION_ARGS)
+{
+	Datum		values[1];
+
+	job_require_arg(fcinfo, 0, "job_ids");
+	PG_RETURN_INT64(transition_many(fcinfo, PLAN_COMPLETE_MANY, values, NULL));
+}
+
+/* batchjob_fail(job_ids bigint[], error_details, retry): the same for failures. */
+Datum
+batchjob_fail_many(PG_FUNCTION_ARGS)
+{
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+
+	job_require_arg(fcinfo, 0, "job_ids");
+	job_require_arg(fcinfo, 2, "retry");
+	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	if (PG_ARGISNULL(1))
+		nulls[1] = 'n';
+	values[2] = PG_GETARG_DATUM(2);
+	PG_RETURN_INT64(transition_many(fcinfo, PLAN_FAIL_MANY, values, nulls));
+}
+
+/*
+ * batchjob_reap(): jobs whose lease expired go back to PENDING, or to
+ * FAILED when they have used their attempts.  Reapers skip rows another
+ * session holds, so any number can run at once (from pg_cron, say).
+ */
+Datum
+batchjob_reap(PG_FUNCTION_ARGS)
+{
+	uint64		n;
+
+	job_spi_connect();
+	job_run_plan(job_plan(PLAN_REAP, job_function_namespace(fcinfo)),
+				 NULL, NULL, false, SPI_OK_UPDATE, "reaping expired leases");
+	n = SPI_processed;
+	job_spi_finish();
+	PG_RETURN_INT64((int64) n);
+}
+
+/*
+ * batchjob_retry(job_id): a FAILED job back to PENDING with its attempts
+ * reset; on a parent, every FAILED job below it.  A finished parent above
+ * reopens through the rollup.
+ */
+Datum
+batchjob_retry(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			nspid;
+	int64		job_id;
+	Datum		values[1];
+	Datum		result;
+	bool		isnull;
+
+	job_require_arg(fcinfo, 0, "job_id");
+	nspid = job_function_namespace(fcinfo);
+	job_id = PG_GETARG_INT64(0);
+	values[0] = PG_GETARG_DATUM(0);
+
+	job_spi_connect();
+	job_run_plan(job_plan(PLAN_JOB_STATE, nspid), values, NULL, false,
+				 SPI_OK_SELECT, "reading the job");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("job " INT64_FORMAT " does not exist", job_id)));
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									SPI_tuptable->tupdesc, 2, &isnull)))
+	{
+		job_spi_finish();
+		PG_RETURN_DATUM(transition_one(fcinfo, PLAN_RETRY, values, NULL,
+									   JOB_FAILED));
+	}
+
+	job_run_plan(job_plan(PLAN_RETRY_DESCENDANTS, nspid), values, NULL, false,
+				 SPI_OK_UPDATE, "retrying the failed jobs");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("parent job " INT64_FORMAT " has no FAILED job below it",
+						job_id)));
+	job_run_plan(job_plan(PLAN_JOB_ROW, nspid), values, NULL, false,
+				 SPI_OK_SELECT, "reading the job");
+	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
+							  SPI_tuptable->tupdesc, caller);
+	job_spi_finish();
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * batchjob_cancel(job_id): cancels an unfinished job, or on a parent every
+ * unfinished job below it in one statement; returns how many changed (0 for
+ * a job already finished).  A worker holding a cancelled job finds out on
+ * its next heartbeat (false) or progress/complete/fail call (55000).
+ */
+Datum
+batchjob_cancel(PG_FUNCTION_ARGS)
+{
+	Oid			nspid;
+	int64		job_id;
+	Datum		values[1];
+	uint64		n;
+	bool		isnull;
+	bool		has_children;
+
+	job_require_arg(fcinfo, 0, "job_id");
+	nspid = job_function_namespace(fcinfo);
+	job_id = PG_GETARG_INT64(0);
+	values[0] = PG_GETARG_DATUM(0);
+
+	job_spi_connect();
+	job_run_plan(job_plan(PLAN_JOB_STATE, nspid), values, NULL, false,
+				 SPI_OK_SELECT, "reading the job");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("job " INT64_FORMAT " does not exist", job_id)));
+	has_children = false;
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+								   SPI_tuptable->tupdesc, 2, &isnull)))
+	{
+		job_run_plan(job_plan(PLAN_HAS_CHILDREN, nspid), values, NULL, false,
+					 SPI_OK_SELECT, "checking for children");
+		has_children = SPI_processed > 0;
+	}
+
+	if (has_children)
+		n = cancel_descendants(nspid, job_id, false);
+	else
+	{
+		job_run_plan(job_plan(PLAN_CANCEL, nspid), values, NULL, false,
+					 SPI_OK_UPDATE, "cancelling the job");
+		n = SPI_processed;
+	}
+	job_spi_finish();
+	PG_RETURN_INT64((int64) n);
+}
