@@ -1,7 +1,7 @@
 # Makefile for the batchjob extension (PGXS)
 
 MODULE_big = batchjob
-OBJS = batchjob.o src/lifecycle.o src/rollup.o src/util.o
+OBJS = batchjob.o src/fold.o src/lifecycle.o src/rollup.o src/util.o
 
 EXTENSION = batchjob
 DATA = batchjob--1.0.sql batchjob--1.0--1.1.sql
@@ -21,3 +21,6 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS knows nothing of our headers
+$(OBJS): src/batchjob.h src/compat.h

@@ -141,15 +141,15 @@ CREATE VIEW @extschema@.batch_job_progress AS
 SELECT j.job_id,
        j.parent_job_id,
        j.status,
-       j.child_pending AS pending,
-       j.child_processing AS processing,
-       j.child_completed AS completed,
-       j.child_failed AS failed,
-       j.child_cancelled AS cancelled,
-       j.child_pending OPERATOR(pg_catalog.+) j.child_processing
-           OPERATOR(pg_catalog.+) j.child_completed
-           OPERATOR(pg_catalog.+) j.child_failed
-           OPERATOR(pg_catalog.+) j.child_cancelled AS children,
+       j.pending,
+       j.processing,
+       j.completed,
+       j.failed,
+       j.cancelled,
+       j.pending OPERATOR(pg_catalog.+) j.processing
+           OPERATOR(pg_catalog.+) j.completed
+           OPERATOR(pg_catalog.+) j.failed
+           OPERATOR(pg_catalog.+) j.cancelled AS children,
        j.processed_records,
        j.total_records,
        CASE WHEN j.total_records OPERATOR(pg_catalog.>) 0
@@ -168,7 +168,32 @@ SELECT j.job_id,
                      ((j.total_records OPERATOR(pg_catalog.-) j.processed_records)::pg_catalog.numeric
                       OPERATOR(pg_catalog./) r.records_per_second)::double precision)
        END AS estimated_finish
-  FROM @extschema@.batch_jobs j
+  FROM (
+      /* the stored figures plus differences not folded in yet */
+      SELECT p.job_id, p.parent_job_id, p.status, p.started_at,
+             p.completed_at,
+             p.child_pending OPERATOR(pg_catalog.+) d.pending AS pending,
+             p.child_processing OPERATOR(pg_catalog.+) d.processing AS processing,
+             p.child_completed OPERATOR(pg_catalog.+) d.completed AS completed,
+             p.child_failed OPERATOR(pg_catalog.+) d.failed AS failed,
+             p.child_cancelled OPERATOR(pg_catalog.+) d.cancelled AS cancelled,
+             p.processed_records OPERATOR(pg_catalog.+) d.processed AS processed_records,
+             CASE WHEN d.n OPERATOR(pg_catalog.=) 0 THEN p.total_records
+                  ELSE COALESCE(p.total_records, 0) OPERATOR(pg_catalog.+) d.total
+             END AS total_records
+        FROM @extschema@.batch_jobs p
+        CROSS JOIN LATERAL (
+            SELECT pg_catalog.count(*) AS n,
+                   COALESCE(pg_catalog.sum(x.child_pending), 0)::pg_catalog.int8 AS pending,
+                   COALESCE(pg_catalog.sum(x.child_processing), 0)::pg_catalog.int8 AS processing,
+                   COALESCE(pg_catalog.sum(x.child_completed), 0)::pg_catalog.int8 AS completed,
+                   COALESCE(pg_catalog.sum(x.child_failed), 0)::pg_catalog.int8 AS failed,
+                   COALESCE(pg_catalog.sum(x.child_cancelled), 0)::pg_catalog.int8 AS cancelled,
+                   COALESCE(pg_catalog.sum(x.total_records), 0)::pg_catalog.int8 AS total,
+                   COALESCE(pg_catalog.sum(x.processed_records), 0)::pg_catalog.int8 AS processed
+              FROM @extschema@.batch_job_deltas x
+             WHERE x.parent_job_id OPERATOR(pg_catalog.=) p.job_id) d
+       WHERE p.is_parent) j
   CROSS JOIN LATERAL (
       SELECT CASE WHEN j.started_at IS NOT NULL
                        AND j.processed_records OPERATOR(pg_catalog.>) 0
@@ -178,7 +203,7 @@ SELECT j.job_id,
                                COALESCE(j.completed_at, pg_catalog.now())
                                OPERATOR(pg_catalog.-) j.started_at)::pg_catalog.numeric), 2)
              END AS records_per_second) r
- WHERE j.is_parent;
+;
 
 COMMENT ON VIEW @extschema@.batch_job_progress IS
     'one row per parent: status, child counts, records done, rate and estimated finish';

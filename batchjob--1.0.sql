@@ -116,7 +116,36 @@ COMMENT ON COLUMN @extschema@.batch_jobs.started_at IS
 COMMENT ON COLUMN @extschema@.batch_jobs.completed_at IS
     'when the job finished; cleared when it is reopened';
 
+/*
+ * Differences waiting to be folded into a parent.  A statement whose rollup
+ * finds its parent's row locked by another transaction (another worker
+ * folding) records its difference here instead of waiting, so concurrent
+ * workers never queue on a shared parent.  The next rollup that gets the
+ * parent's lock, or the extension's folder background worker, folds it in.
+ * Readers that must be exact (batchjob_child_counts, the progress view)
+ * add what is still here.
+ */
+CREATE TABLE @extschema@.batch_job_deltas (
+    parent_job_id     bigint NOT NULL,
+    child_pending     bigint NOT NULL,
+    child_processing  bigint NOT NULL,
+    child_completed   bigint NOT NULL,
+    child_failed      bigint NOT NULL,
+    child_cancelled   bigint NOT NULL,
+    total_records     bigint NOT NULL,
+    processed_records bigint NOT NULL,
+    success_count     bigint NOT NULL,
+    error_count       bigint NOT NULL
+);
+
+CREATE INDEX batch_job_deltas_parent_idx
+    ON @extschema@.batch_job_deltas (parent_job_id);
+
+COMMENT ON TABLE @extschema@.batch_job_deltas IS
+    'rollup differences not yet folded into their parent (see batchjob_fold)';
+
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.batch_jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.batch_job_deltas', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.batch_jobs_job_id_seq', '');
 
 /* Triggers: the row guard, then the per-statement rollup. */
@@ -221,6 +250,15 @@ AS 'MODULE_PATHNAME', 'batchjob_next_pending'
 LANGUAGE C STABLE
 SET search_path = pg_catalog, pg_temp;
 
+CREATE FUNCTION @extschema@.batchjob_fold(parent_job_id bigint DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'batchjob_fold'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION @extschema@.batchjob_fold(bigint) IS
+    'folds waiting rollup differences into one parent (waiting for its lock) or into every parent; returns how many parents changed';
+
 COMMENT ON FUNCTION @extschema@.batchjob_create_parent(jsonb, text, integer, bigint) IS
     'creates a PENDING parent job';
 COMMENT ON FUNCTION @extschema@.batchjob_create_child(bigint, integer, bigint, integer, jsonb, integer) IS
@@ -246,5 +284,7 @@ REVOKE ALL ON FUNCTION @extschema@.batchjob_children(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.batchjob_child_counts(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.batchjob_refresh_parent(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.batchjob_next_pending() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.batchjob_fold(bigint) FROM PUBLIC;
 REVOKE ALL ON TABLE @extschema@.batch_jobs FROM PUBLIC;
+REVOKE ALL ON TABLE @extschema@.batch_job_deltas FROM PUBLIC;
 REVOKE ALL ON SEQUENCE @extschema@.batch_jobs_job_id_seq FROM PUBLIC;

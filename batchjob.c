@@ -39,6 +39,7 @@ void
 _PG_init(void)
 {
 	batchjob_init_caches();
+	batchjob_init_fold();
 }
 
 /*
@@ -325,7 +326,10 @@ batchjob_child_counts(PG_FUNCTION_ARGS)
  * every child change takes that lock in its rollup, so a change either
  * committed before the read (and is counted) or applies its difference on
  * top of the stored result afterwards; none is lost or counted twice.
- * NULL when the parent has no children.
+ * Differences waiting in batch_job_deltas are dropped in the same snapshot
+ * as the children are summed, since the sums already include them.  NULL
+ * when the parent has no children (its child counters are zeroed if they
+ * say otherwise; its own figures are left alone).
  */
 Datum
 batchjob_refresh_parent(PG_FUNCTION_ARGS)
@@ -356,6 +360,9 @@ batchjob_refresh_parent(PG_FUNCTION_ARGS)
 	}
 	if (children == 0)
 	{
+		/* nothing to sum; only counters claiming children can be wrong */
+		job_run_plan(job_plan(PLAN_CLEAR_CHILD_COUNTS, nspid), values, NULL,
+					 false, SPI_OK_UPDATE, "clearing the child counters");
 		job_spi_finish();
 		PG_RETURN_NULL();
 	}

@@ -84,11 +84,18 @@ typedef enum JobPlan
 	PLAN_CHILDREN,
 	PLAN_CHILD_AGGREGATES,
 	PLAN_REFRESH_APPLY,
+	PLAN_CLEAR_CHILD_COUNTS,
 	PLAN_NEXT_PENDING,
 	/* the same statements for the 1.1 schema */
 	PLAN_ROLLUP_APPLY_V11,
 	PLAN_INSERT_PARENT_V11,
 	PLAN_NEXT_PENDING_V11,
+	PLAN_FOLD_WAIT,
+	PLAN_FOLD_WAIT_V11,
+	PLAN_PARENT_KIND,
+	PLAN_DEFER_DELTA,
+	PLAN_PENDING_PARENTS,
+	PLAN_DROP_ORPHAN_DELTAS,
 	/* 1.1 only */
 	PLAN_CYCLE_CHECK,
 	PLAN_JOB_STATE,
@@ -126,6 +133,13 @@ extern Oid	job_function_namespace(FunctionCallInfo fcinfo);
 extern bool job_schema_is_v11(Oid nspid);
 extern JobStatus derive_parent_status(const ChildCounts *counts,
 									  JobStatus current, bool fail_fast);
+/* src/fold.c */
+#define FOLD_NVALUES (JOB_NSTATUS + 4)
+extern void batchjob_init_fold(void);
+extern bool fold_parent(Oid nspid, bool v11, int64 parent_id,
+						const int64 *delta, bool wait);
+extern void defer_delta(Oid nspid, int64 parent_id, const int64 *delta);
+
 extern uint64 cancel_descendants(Oid nspid, int64 job_id, bool skip_locked);
 extern char *parent_failure_message(const ChildCounts *counts);
 extern int64 child_counts_total(const ChildCounts *counts);

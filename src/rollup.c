@@ -15,11 +15,13 @@
  * written.  The rollup, batchjob_refresh_parent() and plain SQL all write
  * parents through that one guard, so they cannot disagree about the rules.
  *
- * Locking.  The rollup's UPDATE takes the parent's row lock, held to the
- * end of the transaction; parents are visited in ascending job_id order so
- * that two statements touching the same parents cannot deadlock on them.
- * The UPDATE of a parent is itself a statement on batch_jobs, so it fires
- * the rollup again, which carries the parent's own change to its parent.
+ * Locking.  The rollup never waits for a parent's row lock: it folds its
+ * difference into the parent when the lock is free and otherwise records
+ * it in batch_job_deltas for the folder (src/fold.c).  So workers finishing
+ * children of one parent do not queue behind each other, and parents can
+ * never be part of a deadlock, however deeply they nest.  The UPDATE of a
+ * parent is itself a statement on batch_jobs, so it fires the rollup again,
+ * which carries the parent's own change to its parent.
  *
  *-------------------------------------------------------------------------
  */
@@ -71,8 +73,6 @@ typedef struct ParentDelta
 	int64		success_count;
 	int64		error_count;
 } ParentDelta;
-
-#define DELTA_NVALUES (JOB_NSTATUS + 4)
 
 static void
 check_fired_by_batch_jobs(FunctionCallInfo fcinfo, Relation rel,
@@ -162,6 +162,7 @@ batchjob_guard(PG_FUNCTION_ARGS)
 	JobStatus	old_status = JOB_PENDING;
 	JobStatus	new_status;
 	bool		is_parent;
+	bool		was_parent = false;
 	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	int			repl_cols[8];
 	Datum		repl_vals[8];
@@ -200,9 +201,28 @@ batchjob_guard(PG_FUNCTION_ARGS)
 	d = heap_getattr(newtup, col->is_parent, desc, &isnull);
 	is_parent = !isnull && DatumGetBool(d);
 	if (oldtup != NULL)
+	{
 		old_status = job_status_from_datum(heap_getattr(oldtup, col->status,
 														desc, &isnull),
 										   job_id);
+		d = heap_getattr(oldtup, col->is_parent, desc, &isnull);
+		was_parent = !isnull && DatumGetBool(d);
+	}
+
+	/*
+	 * A finished job that is or was a plain job stays finished; flipping
+	 * is_parent in the same UPDATE does not get around that.
+	 */
+	if (oldtup != NULL &&
+		(old_status == JOB_COMPLETED || old_status == JOB_CANCELLED) &&
+		!JOB_STATUS_FINISHED(new_status) &&
+		(!is_parent || !was_parent))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job " INT64_FORMAT " is %s and cannot go back to %s",
+						job_id, job_status_names[old_status],
+						job_status_names[new_status]),
+				 errdetail("Only a FAILED job can be put back to PENDING or PROCESSING.")));
 
 	if (is_parent)
 	{
@@ -247,30 +267,17 @@ batchjob_guard(PG_FUNCTION_ARGS)
 			repl_nulls[nrepl++] = (message == NULL);
 		}
 	}
-	else if (oldtup != NULL)
+	else if (was_parent)
 	{
-		bool		was_parent = DatumGetBool(heap_getattr(oldtup, col->is_parent,
-														   desc, &isnull));
 		int			i;
 
-		if (was_parent)
-		{
-			for (i = 0; i < JOB_NSTATUS; i++)
-				if (get_int8(oldtup, desc, col->child[i], &isnull) != 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-							 errmsg("job " INT64_FORMAT " has children and must stay a parent",
-									job_id),
-							 errhint("Delete its children first.")));
-		}
-		else if ((old_status == JOB_COMPLETED || old_status == JOB_CANCELLED) &&
-				 !JOB_STATUS_FINISHED(new_status))
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("job " INT64_FORMAT " is %s and cannot go back to %s",
-							job_id, job_status_names[old_status],
-							job_status_names[new_status]),
-					 errdetail("Only a FAILED job can be put back to PENDING or PROCESSING.")));
+		for (i = 0; i < JOB_NSTATUS; i++)
+			if (get_int8(oldtup, desc, col->child[i], &isnull) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("job " INT64_FORMAT " has children and must stay a parent",
+								job_id),
+						 errhint("Delete its children first.")));
 	}
 
 	if (oldtup != NULL)
@@ -462,47 +469,25 @@ check_no_cycle(Oid nspid, const int64 *pair)
 }
 
 /*
- * Applies one parent's difference; the guard then derives its status.  On
- * a fail_fast parent that has just got a failed child, the unfinished
- * children are cancelled here, which fails the parent once they are in.
+ * Applies one parent's difference: folded into the parent at once when its
+ * row lock is free, recorded for later when another transaction holds it
+ * (src/fold.c).  The guard then derives the parent's status.
  */
 static void
-apply_delta(SPIPlanPtr plan, Oid nspid, bool v11, const ParentDelta *delta)
+apply_delta(Oid nspid, bool v11, const ParentDelta *delta)
 {
-	Datum		values[1 + DELTA_NVALUES];
+	int64		values[FOLD_NVALUES];
 	int			i;
-	int			rc;
-	bool		isnull;
 
-	values[0] = Int64GetDatum(delta->parent_id);
 	for (i = 0; i < JOB_NSTATUS; i++)
-		values[1 + i] = Int64GetDatum(delta->count[i]);
-	values[1 + JOB_NSTATUS] = Int64GetDatum(delta->total_records);
-	values[2 + JOB_NSTATUS] = Int64GetDatum(delta->processed_records);
-	values[3 + JOB_NSTATUS] = Int64GetDatum(delta->success_count);
-	values[4 + JOB_NSTATUS] = Int64GetDatum(delta->error_count);
+		values[i] = delta->count[i];
+	values[JOB_NSTATUS] = delta->total_records;
+	values[JOB_NSTATUS + 1] = delta->processed_records;
+	values[JOB_NSTATUS + 2] = delta->success_count;
+	values[JOB_NSTATUS + 3] = delta->error_count;
 
-	rc = SPI_execute_plan(plan, values, NULL, false, 0);
-	if (rc != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "rollup of parent job " INT64_FORMAT " failed: %s",
-			 delta->parent_id, SPI_result_code_string(rc));
-
-	/* gone: deleted earlier in this transaction, its children with it */
-	if (SPI_processed == 0)
-		return;
-
-	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-									SPI_tuptable->tupdesc, 1, &isnull)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("job " INT64_FORMAT " is not a parent job",
-						delta->parent_id),
-				 errdetail("A job's parent_job_id must name a job whose is_parent is true.")));
-	if (v11 && DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 2, &isnull)) &&
-		!isnull)
-		(void) cancel_descendants(nspid, delta->parent_id, true);
-	SPI_freetuptable(SPI_tuptable);
+	if (!fold_parent(nspid, v11, delta->parent_id, values, false))
+		defer_delta(nspid, delta->parent_id, values);
 }
 
 static bool
@@ -596,8 +581,6 @@ batchjob_rollup(PG_FUNCTION_ARGS)
 
 	if (n > 0 || state.moved != NIL)
 	{
-		SPIPlanPtr	plan;
-
 		v11 = JOB_COLUMNS_V11(col);
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
@@ -605,9 +588,8 @@ batchjob_rollup(PG_FUNCTION_ARGS)
 			check_no_cycle(nspid, (const int64 *) lfirst(lc));
 
 		qsort(sorted, n, sizeof(ParentDelta *), compare_parent_ids);
-		plan = job_plan(v11 ? PLAN_ROLLUP_APPLY_V11 : PLAN_ROLLUP_APPLY, nspid);
 		for (i = 0; i < n; i++)
-			apply_delta(plan, nspid, v11, sorted[i]);
+			apply_delta(nspid, v11, sorted[i]);
 		if (SPI_finish() != SPI_OK_FINISH)
 			elog(ERROR, "SPI_finish failed");
 	}

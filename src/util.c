@@ -11,6 +11,7 @@
 #include "access/tupconvert.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -26,7 +27,8 @@ const char *const job_status_names[JOB_NSTATUS] = {
 };
 
 /*
- * The statements, with %1$s standing for the schema-qualified table.  Every
+ * The statements, with %1$s standing for the schema-qualified batch_jobs
+ * and %2$s for batch_job_deltas.  Every
  * function that runs them pins search_path to pg_catalog, pg_temp, so the
  * unqualified operators and functions here can only be the built-in ones.
  */
@@ -60,31 +62,64 @@ typedef struct PlanSpec
 	"  ORDER BY j.job_id FOR UPDATE" lock_option "))" \
 	" AND status IN ('PENDING', 'PROCESSING')"
 
+/*
+ * Folds a statement's difference ($2..$10) for parent $1, and every
+ * difference waiting in batch_job_deltas for it, into the parent's row in
+ * one statement.  With SKIP LOCKED, nothing happens when another
+ * transaction holds the parent's row: the caller then records its
+ * difference instead of waiting.  The DELETE and the UPDATE share one
+ * snapshot, so a difference is folded exactly once.  A parent without
+ * children keeps figures of its own (a total given at creation); its first
+ * children replace them rather than add to them, which is also what
+ * batchjob_refresh_parent computes.
+ */
+#define FOLD_SQL(lock_option, returning) \
+	"WITH l AS (SELECT job_id FROM %1$s WHERE job_id = $1" \
+	"  FOR NO KEY UPDATE" lock_option ")," \
+	" d AS (DELETE FROM %2$s WHERE parent_job_id = $1" \
+	"  AND EXISTS (SELECT FROM l) RETURNING *)," \
+	" s AS (SELECT $2 + coalesce(sum(child_pending), 0)::int8 AS pending," \
+	"  $3 + coalesce(sum(child_processing), 0)::int8 AS processing," \
+	"  $4 + coalesce(sum(child_completed), 0)::int8 AS completed," \
+	"  $5 + coalesce(sum(child_failed), 0)::int8 AS failed," \
+	"  $6 + coalesce(sum(child_cancelled), 0)::int8 AS cancelled," \
+	"  $7 + coalesce(sum(total_records), 0)::int8 AS total," \
+	"  $8 + coalesce(sum(processed_records), 0)::int8 AS processed," \
+	"  $9 + coalesce(sum(success_count), 0)::int8 AS success," \
+	"  $10 + coalesce(sum(error_count), 0)::int8 AS errors FROM d)" \
+	" UPDATE %1$s t SET" \
+	" child_pending = t.child_pending + s.pending," \
+	" child_processing = t.child_processing + s.processing," \
+	" child_completed = t.child_completed + s.completed," \
+	" child_failed = t.child_failed + s.failed," \
+	" child_cancelled = t.child_cancelled + s.cancelled," \
+	" total_records = CASE WHEN " NO_CHILDREN_YET_T \
+	"  THEN 0 ELSE coalesce(t.total_records, 0) END + s.total," \
+	" processed_records = CASE WHEN " NO_CHILDREN_YET_T \
+	"  THEN 0 ELSE t.processed_records END + s.processed," \
+	" success_count = CASE WHEN " NO_CHILDREN_YET_T \
+	"  THEN 0 ELSE t.success_count END + s.success," \
+	" error_count = CASE WHEN " NO_CHILDREN_YET_T \
+	"  THEN 0 ELSE t.error_count END + s.errors" \
+	" FROM l, s WHERE t.job_id = l.job_id" \
+	" RETURNING t.is_parent, " returning
+
+#define NO_CHILDREN_YET_T \
+	"t.child_pending + t.child_processing + t.child_completed" \
+	" + t.child_failed + t.child_cancelled = 0"
+
+/* does a fail_fast parent now have a failed child and unfinished ones? */
+#define FAIL_FAST_PENDING \
+	"t.on_child_failure = 'fail_fast' AND t.child_failed > 0" \
+	" AND t.child_pending + t.child_processing > 0"
+
+#define FOLD_ARGTYPES \
+	{INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, \
+	 INT8OID, INT8OID, INT8OID, INT8OID}
+
 static const PlanSpec plan_specs[PLAN_COUNT] = {
 	[PLAN_ROLLUP_APPLY] = {
-		/*
-		 * A parent without children keeps figures of its own (a total given
-		 * at creation); its first children replace them rather than add to
-		 * them, which is also what batchjob_refresh_parent computes.
-		 */
-		"UPDATE %1$s SET"
-		" child_pending = child_pending + $2,"
-		" child_processing = child_processing + $3,"
-		" child_completed = child_completed + $4,"
-		" child_failed = child_failed + $5,"
-		" child_cancelled = child_cancelled + $6,"
-		" total_records = CASE WHEN " NO_CHILDREN_YET
-		" THEN 0 ELSE coalesce(total_records, 0) END + $7,"
-		" processed_records = CASE WHEN " NO_CHILDREN_YET
-		" THEN 0 ELSE processed_records END + $8,"
-		" success_count = CASE WHEN " NO_CHILDREN_YET
-		" THEN 0 ELSE success_count END + $9,"
-		" error_count = CASE WHEN " NO_CHILDREN_YET
-		" THEN 0 ELSE error_count END + $10"
-		" WHERE job_id = $1 RETURNING is_parent",
-		10,
-		{INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-		INT8OID, INT8OID, INT8OID, INT8OID}
+		FOLD_SQL(" SKIP LOCKED", "false"), 10, FOLD_ARGTYPES
 	},
 	[PLAN_INSERT_PARENT] = {
 		"INSERT INTO %1$s"
@@ -93,9 +128,19 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 		4, {JSONBOID, TEXTOID, INT4OID, INT8OID}
 	},
 	[PLAN_PARENT_INFO] = {
-		"SELECT is_parent, criteria, priority, created_by,"
-		" child_pending, child_processing, child_completed, child_failed,"
-		" child_cancelled FROM %1$s WHERE job_id = $1",
+		/* the child counts include differences not folded in yet */
+		"SELECT p.is_parent, p.criteria, p.priority, p.created_by,"
+		" p.child_pending + d.pending, p.child_processing + d.processing,"
+		" p.child_completed + d.completed, p.child_failed + d.failed,"
+		" p.child_cancelled + d.cancelled"
+		" FROM %1$s p, LATERAL (SELECT"
+		"  coalesce(sum(child_pending), 0)::int8 AS pending,"
+		"  coalesce(sum(child_processing), 0)::int8 AS processing,"
+		"  coalesce(sum(child_completed), 0)::int8 AS completed,"
+		"  coalesce(sum(child_failed), 0)::int8 AS failed,"
+		"  coalesce(sum(child_cancelled), 0)::int8 AS cancelled"
+		"  FROM %2$s WHERE parent_job_id = $1) d"
+		" WHERE p.job_id = $1",
 		1, {INT8OID}
 	},
 	[PLAN_LOCK_PARENT] = {
@@ -141,7 +186,12 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 		1, {INT8OID}
 	},
 	[PLAN_CHILD_AGGREGATES] = {
-		"SELECT count(*) FILTER (WHERE status = 'PENDING'),"
+		/*
+		 * One statement, so one snapshot: the differences deleted are
+		 * exactly those of the child changes the sums see.
+		 */
+		"WITH folded AS (DELETE FROM %2$s WHERE parent_job_id = $1)"
+		" SELECT count(*) FILTER (WHERE status = 'PENDING'),"
 		" count(*) FILTER (WHERE status = 'PROCESSING'),"
 		" count(*) FILTER (WHERE status = 'COMPLETED'),"
 		" count(*) FILTER (WHERE status = 'FAILED'),"
@@ -163,36 +213,45 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 		{INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
 		INT8OID, INT8OID, INT8OID, INT8OID}
 	},
+	[PLAN_CLEAR_CHILD_COUNTS] = {
+		"UPDATE %1$s SET child_pending = 0, child_processing = 0,"
+		" child_completed = 0, child_failed = 0, child_cancelled = 0"
+		" WHERE job_id = $1 AND NOT (" NO_CHILDREN_YET ")",
+		1, {INT8OID}
+	},
 	[PLAN_NEXT_PENDING] = {
 		"SELECT * FROM %1$s WHERE status = 'PENDING' AND NOT is_parent"
 		" ORDER BY priority DESC, created_at, job_id LIMIT 1",
 		0, {InvalidOid}
 	},
 	[PLAN_ROLLUP_APPLY_V11] = {
-		/*
-		 * As PLAN_ROLLUP_APPLY, and says whether a fail_fast parent now has
-		 * a failed child and unfinished ones to cancel.
-		 */
-		"UPDATE %1$s SET"
-		" child_pending = child_pending + $2,"
-		" child_processing = child_processing + $3,"
-		" child_completed = child_completed + $4,"
-		" child_failed = child_failed + $5,"
-		" child_cancelled = child_cancelled + $6,"
-		" total_records = CASE WHEN " NO_CHILDREN_YET
-		" THEN 0 ELSE coalesce(total_records, 0) END + $7,"
-		" processed_records = CASE WHEN " NO_CHILDREN_YET
-		" THEN 0 ELSE processed_records END + $8,"
-		" success_count = CASE WHEN " NO_CHILDREN_YET
-		" THEN 0 ELSE success_count END + $9,"
-		" error_count = CASE WHEN " NO_CHILDREN_YET
-		" THEN 0 ELSE error_count END + $10"
-		" WHERE job_id = $1 RETURNING is_parent,"
-		" on_child_failure = 'fail_fast' AND child_failed > 0"
-		" AND child_pending + child_processing > 0",
-		10,
-		{INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-		INT8OID, INT8OID, INT8OID, INT8OID}
+		FOLD_SQL(" SKIP LOCKED", FAIL_FAST_PENDING), 10, FOLD_ARGTYPES
+	},
+	[PLAN_FOLD_WAIT] = {
+		FOLD_SQL("", "false"), 10, FOLD_ARGTYPES
+	},
+	[PLAN_FOLD_WAIT_V11] = {
+		FOLD_SQL("", FAIL_FAST_PENDING), 10, FOLD_ARGTYPES
+	},
+	[PLAN_PARENT_KIND] = {
+		"SELECT is_parent FROM %1$s WHERE job_id = $1",
+		1, {INT8OID}
+	},
+	[PLAN_DEFER_DELTA] = {
+		"INSERT INTO %2$s (parent_job_id, child_pending, child_processing,"
+		" child_completed, child_failed, child_cancelled, total_records,"
+		" processed_records, success_count, error_count)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+		10, FOLD_ARGTYPES
+	},
+	[PLAN_PENDING_PARENTS] = {
+		"SELECT DISTINCT parent_job_id FROM %2$s ORDER BY 1 LIMIT 256",
+		0, {InvalidOid}
+	},
+	[PLAN_DROP_ORPHAN_DELTAS] = {
+		"DELETE FROM %2$s WHERE parent_job_id = $1"
+		" AND NOT EXISTS (SELECT FROM %1$s WHERE job_id = $1)",
+		1, {INT8OID}
 	},
 	[PLAN_INSERT_PARENT_V11] = {
 		"INSERT INTO %1$s"
@@ -508,6 +567,41 @@ job_columns(Relation rel)
 }
 
 /*
+ * Fills a statement template: %1$s is the jobs table, %2$s the deltas
+ * table, %% a percent sign.  (Not psprintf: it refuses a template that
+ * names only its second argument.)
+ */
+static char *
+expand_template(const char *template, const char *table, const char *deltas)
+{
+	StringInfoData buf;
+	const char *p;
+
+	initStringInfo(&buf);
+	for (p = template; *p; p++)
+	{
+		if (strncmp(p, "%1$s", 4) == 0)
+		{
+			appendStringInfoString(&buf, table);
+			p += 3;
+		}
+		else if (strncmp(p, "%2$s", 4) == 0)
+		{
+			appendStringInfoString(&buf, deltas);
+			p += 3;
+		}
+		else if (strncmp(p, "%%", 2) == 0)
+		{
+			appendStringInfoChar(&buf, '%');
+			p += 1;
+		}
+		else
+			appendStringInfoChar(&buf, *p);
+	}
+	return buf.data;
+}
+
+/*
  * The prepared plan for a statement against nspid's batch_jobs.  Must be
  * called while connected to SPI.  Plans live in SPI's own per-plan contexts
  * (SPI_keepplan); they are dropped if the extension moves to another schema
@@ -534,13 +628,15 @@ job_plan(JobPlan which, Oid nspid)
 		const PlanSpec *spec = &plan_specs[which];
 		char	   *nspname = get_namespace_name(nspid);
 		char	   *table;
+		char	   *deltas;
 		char	   *sql;
 		SPIPlanPtr	plan;
 
 		if (nspname == NULL)
 			elog(ERROR, "cache lookup failed for namespace %u", nspid);
 		table = quote_qualified_identifier(nspname, "batch_jobs");
-		sql = psprintf(spec->sql, table);
+		deltas = quote_qualified_identifier(nspname, "batch_job_deltas");
+		sql = expand_template(spec->sql, table, deltas);
 		plan = SPI_prepare(sql, spec->nargs, (Oid *) spec->argtypes);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s",

@@ -1,0 +1,447 @@
+/*-------------------------------------------------------------------------
+ *
+ * src/fold.c
+ *	  Folding rollup differences into parents without making concurrent
+ *	  workers queue on a shared parent row, and the background worker that
+ *	  guarantees every deferred difference is folded.
+ *
+ * Why.  A transaction that updates a parent row holds its lock until it
+ * commits.  If every child change updated its parent, workers finishing
+ * children of one parent would run one at a time, each waiting for the
+ * previous one's commit.  Instead the rollup takes the parent's row lock
+ * with SKIP LOCKED: when it gets it, it folds its own difference and every
+ * waiting one at once; when another transaction holds it, it appends its
+ * difference to batch_job_deltas and goes on without waiting.
+ *
+ * Liveness.  A deferred difference must still be folded when no further
+ * child change comes.  So a transaction that deferred one makes sure, just
+ * before it commits, that a folder is running for its database: a dynamic
+ * background worker that folds whatever is waiting, a few milliseconds at a
+ * time, and exits after a quiet spell.  The folder holds a session advisory
+ * lock while it runs; a committing transaction that finds the lock free
+ * starts a new folder once it has committed (so the folder sees its
+ * difference).  A folder about to exit first releases the lock, then waits
+ * for every transaction still writing batch_job_deltas and sweeps once
+ * more: a transaction that saw the old folder alive is one of those, and
+ * one that did not will start the next folder.
+ *
+ * Deadlocks.  Rollups never wait for a parent's lock, so parents cannot be
+ * part of a lock cycle between workers, whatever the nesting.  Only the
+ * explicit repair paths (batchjob_fold(parent), batchjob_refresh_parent)
+ * wait, for one parent at a time.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "batchjob.h"
+
+PG_FUNCTION_INFO_V1(batchjob_fold);
+
+PGDLLEXPORT void batchjob_folder_main(Datum main_arg);
+
+/* How long the folder sleeps between rounds, and stays after the last. */
+#define FOLDER_NAP_MS		10
+#define FOLDER_QUIET_MS		2000
+
+/* Did this transaction defer a difference?  Reset at every transaction end. */
+static bool deferred_in_xact = false;
+static bool start_folder_at_commit = false;
+
+/* The advisory lock a running folder holds for its database. */
+static void
+folder_locktag(LOCKTAG *tag, Oid dbid)
+{
+	SET_LOCKTAG_ADVISORY(*tag, dbid, 0x62617463, 0x686a6f62, 2);
+}
+
+/*
+ * Folds delta (and every waiting difference) into parent_id.  Returns false
+ * when, without wait, another transaction holds the parent: nothing was
+ * done.  True otherwise, also when the parent no longer exists.  Raises
+ * 22023 when the job is not a parent.  Must be connected to SPI.
+ */
+bool
+fold_parent(Oid nspid, bool v11, int64 parent_id, const int64 *delta,
+			bool wait)
+{
+	Datum		values[1 + FOLD_NVALUES];
+	JobPlan		which;
+	bool		isnull;
+	int			rc;
+	int			i;
+
+	values[0] = Int64GetDatum(parent_id);
+	for (i = 0; i < FOLD_NVALUES; i++)
+		values[1 + i] = Int64GetDatum(delta ? delta[i] : 0);
+
+	if (wait)
+		which = v11 ? PLAN_FOLD_WAIT_V11 : PLAN_FOLD_WAIT;
+	else
+		which = v11 ? PLAN_ROLLUP_APPLY_V11 : PLAN_ROLLUP_APPLY;
+	rc = SPI_execute_plan(job_plan(which, nspid), values, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "rollup of parent job " INT64_FORMAT " failed: %s",
+			 parent_id, SPI_result_code_string(rc));
+
+	if (SPI_processed == 0)
+	{
+		/* locked by another transaction, or gone */
+		job_run_plan(job_plan(PLAN_PARENT_KIND, nspid), values, NULL, false,
+					 SPI_OK_SELECT, "reading the parent");
+		if (SPI_processed == 0)
+			return true;
+		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+										SPI_tuptable->tupdesc, 1, &isnull)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("job " INT64_FORMAT " is not a parent job", parent_id),
+					 errdetail("A job's parent_job_id must name a job whose is_parent is true.")));
+		if (wait)
+			return true;		/* deleted and recreated under us: nothing to do */
+		return false;
+	}
+
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("job " INT64_FORMAT " is not a parent job", parent_id),
+				 errdetail("A job's parent_job_id must name a job whose is_parent is true.")));
+
+	/* fail_fast: the parent has a failed child and unfinished ones */
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+								   SPI_tuptable->tupdesc, 2, &isnull)) &&
+		!isnull)
+		(void) cancel_descendants(nspid, parent_id, true);
+	return true;
+}
+
+/*
+ * Records a difference the rollup could not fold because the parent was
+ * locked; the folder (or the next rollup of that parent) folds it.
+ */
+void
+defer_delta(Oid nspid, int64 parent_id, const int64 *delta)
+{
+	Datum		values[1 + FOLD_NVALUES];
+	int			i;
+
+	values[0] = Int64GetDatum(parent_id);
+	for (i = 0; i < FOLD_NVALUES; i++)
+		values[1 + i] = Int64GetDatum(delta[i]);
+	job_run_plan(job_plan(PLAN_DEFER_DELTA, nspid), values, NULL, false,
+				 SPI_OK_INSERT, "recording a rollup difference");
+	deferred_in_xact = true;
+}
+
+/*
+ * The folder this backend started last.  A burst of committing workers can
+ * all find no folder holding the lock yet; each backend starts at most one
+ * folder at a time, so the burst cannot use up the worker slots.
+ */
+static BackgroundWorkerHandle *last_folder = NULL;
+
+static void
+start_folder(Oid dbid)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+	pid_t		pid;
+	MemoryContext old;
+
+	if (last_folder != NULL)
+	{
+		BgwHandleStatus status = GetBackgroundWorkerPid(last_folder, &pid);
+
+		if (status == BGWH_NOT_YET_STARTED || status == BGWH_STARTED)
+			return;
+		pfree(last_folder);
+		last_folder = NULL;
+	}
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "batchjob");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "batchjob_folder_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "batchjob folder for database %u",
+			 dbid);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "batchjob folder");
+	worker.bgw_main_arg = ObjectIdGetDatum(dbid);
+	worker.bgw_notify_pid = 0;
+
+	/*
+	 * No free worker slot: the difference waits for the next rollup of its
+	 * parent, the next folder, or batchjob_fold().  The transaction has
+	 * committed, so this is for the server log only.
+	 */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		ereport(LOG,
+				(errmsg("batchjob could not start its folder background worker"),
+				 errhint("Raise max_worker_processes, or call batchjob_fold() from time to time.")));
+	else
+		last_folder = handle;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Before commit: if this transaction deferred a difference and no folder is
+ * running, remember to start one; after commit, start it (then the folder's
+ * first look sees the difference).
+ */
+static void
+fold_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			if (deferred_in_xact && !IsBackgroundWorker)
+			{
+				LOCKTAG		tag;
+
+				folder_locktag(&tag, MyDatabaseId);
+				if (LockAcquire(&tag, ExclusiveLock, false, true) !=
+					LOCKACQUIRE_NOT_AVAIL)
+				{
+					LockRelease(&tag, ExclusiveLock, false);
+					start_folder_at_commit = true;
+				}
+			}
+			break;
+		case XACT_EVENT_COMMIT:
+			if (start_folder_at_commit)
+				start_folder(MyDatabaseId);
+			deferred_in_xact = false;
+			start_folder_at_commit = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			deferred_in_xact = false;
+			start_folder_at_commit = false;
+			break;
+		default:
+			break;
+	}
+}
+
+void
+batchjob_init_fold(void)
+{
+	RegisterXactCallback(fold_xact_callback, NULL);
+}
+
+/*
+ * Folds what is waiting for every parent that has a difference, skipping
+ * parents another transaction holds (it is folding them).  Returns how many
+ * parents are left with differences.  Must be connected to SPI.
+ */
+static uint64
+fold_waiting(Oid nspid, bool v11, uint64 *nfolded)
+{
+	uint64		nparents;
+	uint64		left = 0;
+	uint64		i;
+	int64	   *parents;
+	bool		isnull;
+
+	job_run_plan(job_plan(PLAN_PENDING_PARENTS, nspid), NULL, NULL, false,
+				 SPI_OK_SELECT, "finding waiting differences");
+	nparents = SPI_processed;
+	parents = palloc(sizeof(int64) * Max(nparents, 1));
+	for (i = 0; i < nparents; i++)
+		parents[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+												 SPI_tuptable->tupdesc, 1,
+												 &isnull));
+	for (i = 0; i < nparents; i++)
+	{
+		Datum		values[1] = {Int64GetDatum(parents[i])};
+
+		if (!fold_parent(nspid, v11, parents[i], NULL, false))
+		{
+			left++;
+			continue;
+		}
+		/* a parent deleted since its children's changes: drop theirs */
+		job_run_plan(job_plan(PLAN_DROP_ORPHAN_DELTAS, nspid), values, NULL,
+					 false, SPI_OK_DELETE, "dropping orphaned differences");
+		if (nfolded)
+			(*nfolded)++;
+	}
+	pfree(parents);
+	return left;
+}
+
+/*
+ * batchjob_fold(parent_job_id DEFAULT NULL): folds the waiting differences
+ * of one parent, waiting for its lock if a worker holds it, or of every
+ * parent (skipping those held right now).  Returns how many parents it
+ * folded.  Never needed for correctness; handy in tests and after a restore.
+ */
+Datum
+batchjob_fold(PG_FUNCTION_ARGS)
+{
+	Oid			nspid = job_function_namespace(fcinfo);
+	bool		v11 = job_schema_is_v11(nspid);
+	uint64		n = 0;
+
+	job_spi_connect();
+	if (PG_ARGISNULL(0))
+		(void) fold_waiting(nspid, v11, &n);
+	else
+	{
+		(void) fold_parent(nspid, v11, PG_GETARG_INT64(0), NULL, true);
+		n = 1;
+	}
+	job_spi_finish();
+	PG_RETURN_INT64((int64) n);
+}
+
+/*
+ * One folder round in its own transaction, as the extension's owner.
+ * Returns how many parents still have differences (held by others), or -1
+ * when the extension is not installed in this database.
+ */
+static int64
+folder_round(bool final_sweep, bool *idle)
+{
+	int64		left = -1;
+	uint64		nfolded = 0;
+	bool		isnull;
+	Oid			save_userid;
+	int			save_sec_context;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	if (final_sweep)
+	{
+		/* wait out every transaction still writing differences */
+		if (SPI_execute("SELECT c.oid FROM pg_catalog.pg_class c"
+						" JOIN pg_catalog.pg_extension e"
+						" ON c.relnamespace OPERATOR(pg_catalog.=) e.extnamespace"
+						" WHERE e.extname OPERATOR(pg_catalog.=) 'batchjob'"
+						" AND c.relname OPERATOR(pg_catalog.=) 'batch_job_deltas'",
+						true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not look up batch_job_deltas");
+		if (SPI_processed > 0)
+		{
+			LOCKTAG		tag;
+			Oid			relid;
+
+			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 1,
+												   &isnull));
+			SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
+			WaitForLockers(tag, ShareLock, false);
+		}
+	}
+
+	if (SPI_execute("SELECT extnamespace, extowner FROM pg_catalog.pg_extension"
+					" WHERE extname OPERATOR(pg_catalog.=) 'batchjob'",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up the batchjob extension");
+	if (SPI_processed > 0)
+	{
+		Oid			nspid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc,
+														   1, &isnull));
+		Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc,
+														   2, &isnull));
+
+		GetUserIdAndSecContext(&save_userid, &save_sec_context);
+		SetUserIdAndSecContext(owner,
+							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+		left = (int64) fold_waiting(nspid, job_schema_is_v11(nspid), &nfolded);
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	}
+
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	*idle = (nfolded == 0 && left <= 0);
+	return left;
+}
+
+/*
+ * The folder: a dynamic background worker for one database (main_arg),
+ * started by a transaction that deferred a difference.  It exits when it
+ * finds another folder running, when the extension is gone, or after a
+ * quiet spell with nothing to fold.
+ */
+void
+batchjob_folder_main(Datum main_arg)
+{
+	Oid			dbid = DatumGetObjectId(main_arg);
+	LOCKTAG		tag;
+	TimestampTz last_work;
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+	pgstat_report_appname("batchjob folder");
+
+	folder_locktag(&tag, dbid);
+	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+		proc_exit(0);			/* another folder serves this database */
+
+	last_work = GetCurrentTimestamp();
+	for (;;)
+	{
+		bool		idle;
+		int64		left;
+
+		CHECK_FOR_INTERRUPTS();
+		left = folder_round(false, &idle);
+		if (left < 0)
+			break;
+		if (!idle)
+			last_work = GetCurrentTimestamp();
+		else if (TimestampDifferenceExceeds(last_work, GetCurrentTimestamp(),
+											FOLDER_QUIET_MS))
+		{
+			/* hand over: see the file header for why this is enough */
+			LockRelease(&tag, ExclusiveLock, true);
+			left = folder_round(true, &idle);
+			if (left <= 0)
+				break;
+			if (LockAcquire(&tag, ExclusiveLock, true, true) ==
+				LOCKACQUIRE_NOT_AVAIL)
+				break;
+			last_work = GetCurrentTimestamp();
+		}
+
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 FOLDER_NAP_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	proc_exit(0);
+}
