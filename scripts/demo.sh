@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/demo.sh - batchjob at work: one parent of 1,000,000 records split
 # into 1,000 child batches, four concurrent workers (pgbench clients) that
-# claim and finish the children, the parent's progress watched live, and a
+# claim, report and finish the children through the batchjob API, the
+# parent's progress watched live, and a
 # final check that the incrementally rolled-up figures equal a recomputation
 # from scratch.  Ten batches fail on purpose, so the parent ends COMPLETED
 # with "10 out of 1000 batch jobs failed".
@@ -48,42 +49,36 @@ fi
 
 # -- the workers ---------------------------------------------------------------
 
-# One pgbench transaction is one batch: claim the next PENDING child (its
-# own transaction), work on it, then finish it (a second transaction).
-# Batches whose number is a multiple of 97 fail; the others complete with
-# batch_number % 5 records in error.  Kept in the cluster's directory, which
-# lib.sh removes on exit.
+# One pgbench transaction is one batch: claim the next child under a lease
+# (its own transaction), work on it, report its figures and finish it.
+# Batches whose number is a multiple of 97 fail for good; the others
+# complete with batch_number % 5 records in error.  Kept in the cluster's
+# directory, which lib.sh removes on exit.
 worker=$BJ_CLUSTER_DIR/worker.sql
 cat >"$worker" <<SQL
-UPDATE batch_jobs SET status = 'PROCESSING'
- WHERE job_id = (SELECT job_id FROM batch_jobs
-                  WHERE status = 'PENDING' AND NOT is_parent
-                  ORDER BY priority DESC, created_at, job_id
-                  FOR UPDATE SKIP LOCKED LIMIT 1)
-RETURNING job_id, batch_number, batch_size \gset
+SELECT job_id, batch_number, batch_size
+  FROM batchjob_claim('demo-worker-' || :client_id, 1, '1 minute') \gset
 \sleep $WORK_MS ms
-UPDATE batch_jobs
-   SET status = CASE WHEN :batch_number % 97 = 0
-                     THEN 'FAILED' ELSE 'COMPLETED' END,
-       processed_records = :batch_size,
-       success_count = CASE WHEN :batch_number % 97 = 0
-                            THEN 0 ELSE :batch_size - :batch_number % 5 END,
-       error_count = CASE WHEN :batch_number % 97 = 0
-                          THEN :batch_size ELSE :batch_number % 5 END,
-       error_details = CASE WHEN :batch_number % 97 = 0
-                            THEN 'simulated failure in batch ' || :batch_number
-                       END
- WHERE job_id = :job_id;
+\if :batch_number % 97 = 0
+SELECT batchjob_progress(:job_id, :batch_size, 0, :batch_size) IS NOT NULL AS reported \gset
+SELECT batchjob_fail(:job_id, 'simulated failure in batch ' || :batch_number,
+                     retry => false) IS NOT NULL AS failed \gset
+\else
+SELECT batchjob_progress(:job_id, :batch_size, :batch_size - :batch_number % 5,
+                         :batch_number % 5) IS NOT NULL AS reported \gset
+SELECT batchjob_complete(:job_id) IS NOT NULL AS completed \gset
+\endif
 SQL
 
+# The progress view is exact at every moment: it adds the differences that
+# concurrent workers left for the folder to the parent's stored figures.
 progress() {
 	bj_psql -At -v parent="$parent" <<'SQL'
-SELECT format('%-10s %9s / %s records (%5s%%)   children: %s pending, %s processing, %s completed, %s failed',
-              p.status, p.processed_records, p.total_records,
-              round(100.0 * p.processed_records / p.total_records, 1),
-              c.pending, c.processing, c.completed, c.failed)
-FROM batch_jobs p, batchjob_child_counts(p.job_id) c
-WHERE p.job_id = :parent;
+SELECT format('%-10s %7s / %s records (%6s%%) %10s rec/s  children: %s pending, %s processing, %s completed, %s failed',
+              status, processed_records, total_records, percent_done,
+              coalesce(records_per_second::text, '-'),
+              pending, processing, completed, failed)
+FROM batch_job_progress WHERE job_id = :parent;
 SQL
 }
 
@@ -111,6 +106,12 @@ grep -E '^(number of transactions actually processed|number of failed transactio
 	"$pgbench_log" | sed 's/^/pgbench: /'
 
 # -- the result ------------------------------------------------------------------
+
+# Workers that found the parent busy left their differences for the
+# folder; wait for any still waiting to be folded into the stored row.
+bj_psql -q -v parent="$parent" >/dev/null <<'SQL'
+SELECT batchjob_fold(:parent);
+SQL
 
 echo
 echo "final parent:"
