@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/test.sh - runs every test suite of batchjob against a throwaway
-# cluster: pg_regress (sql/), the isolation tester (specs/), pgTAP (test/)
-# and the multi-client stress test (test/stress/).  Ends with the line
+# cluster: pg_regress (sql/), the isolation tester (specs/), pgTAP (test/),
+# the notification and upgrade scripts, and the multi-client stress test
+# (test/stress/).  Ends with the line
 # "N passed, N failed" counting every test of every suite; exits non-zero
 # when any failed.
 #
@@ -65,6 +66,19 @@ rc=$?
 set -e
 cat "$out/tap.log"
 count_tap "$out/tap.log" $rc
+
+# TAP scripts that need sessions of their own: notifications (LISTEN in one
+# session, work in others) and the 1.0 -> 1.1 upgrade on a database of its
+# own.  After pg_prove, since notify.sh commits (and then deletes) jobs.
+for t in test/notify.sh test/upgrade/run.sh; do
+	bj_log "$t"
+	set +e
+	PGDATABASE=batchjob_tap bash "$BJ_ROOT/$t" >"$out/extra.log" 2>&1
+	rc=$?
+	set -e
+	cat "$out/extra.log"
+	count_tap "$out/extra.log" $rc
+done
 
 if [ -x "$BJ_ROOT/test/stress/run.sh" ]; then
 	bj_log "stress test"

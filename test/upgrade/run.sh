@@ -1,0 +1,353 @@
+#!/usr/bin/env bash
+# test/upgrade/run.sh - the 1.0 -> 1.1 upgrade of batchjob.
+#
+# Installs batchjob 1.0 in a database of its own and fills it through the
+# 1.0 functions and plain SQL (parents, split children in every status).
+# Then, in a session that has used the 1.0 functions, it takes a checksum of
+# every row's 1.0 columns, runs ALTER EXTENSION batchjob UPDATE TO '1.1',
+# and checks that:
+#   - no row was lost, changed or rewritten, and the new columns hold their
+#     defaults;
+#   - the upgraded extension is made of the same objects, columns,
+#     constraints, indexes, triggers, functions and privileges as a fresh
+#     1.1 install in a second database;
+#   - the 1.1 functions work on the 1.0 rows (claim, progress, complete,
+#     retry; the 1.0 parent rolls up exactly), and the old four-argument
+#     batchjob_create_parent call still works;
+#   - DROP EXTENSION then leaves nothing behind.
+# Prints TAP ("1..N", then "ok N - ..." or "not ok N - ..."); exits non-zero
+# when a test fails.  Drops its databases at the end.
+#
+# Usage: bash test/upgrade/run.sh, with PGHOST, PGPORT and PGUSER set (a
+# role that may create databases) and the extension installed (make
+# install).  BJ_UPGRADE_DB names the database (default bj_life_upgrade_<pid>;
+# the fresh install goes to the same name with _fresh appended).
+
+set -uo pipefail
+
+DB=${BJ_UPGRADE_DB:-bj_life_upgrade_$$}
+FRESH=${DB}_fresh
+PLAN=35
+work=$(mktemp -d /tmp/batchjob-upgrade.XXXXXX)
+n=0
+failed=0
+
+q() { psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
+
+cleanup() {
+	# WITH (FORCE): a folder background worker may still be connected
+	q -d postgres -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1
+	q -d postgres -c "DROP DATABASE IF EXISTS \"$FRESH\" WITH (FORCE)" >/dev/null 2>&1
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+result() {	# result OK DESCRIPTION [DIAGNOSTIC]
+	n=$((n + 1))
+	if [ "$1" = 1 ]; then
+		echo "ok $n - $2"
+	else
+		echo "not ok $n - $2"
+		[ -n "${3:-}" ] && printf '%s\n' "$3" | sed 's/^/# /'
+		failed=$((failed + 1))
+	fi
+}
+is() {	# is GOT WANT DESCRIPTION [DIAGNOSTIC]
+	if [ "$1" = "$2" ]; then
+		result 1 "$3"
+	else
+		result 0 "$3" "$(printf 'got:  %s\nwant: %s\n%s' "$1" "$2" "${4:-}")"
+	fi
+}
+# step NAME [DB]: runs the SQL on stdin in one session; its "key=value"
+# lines are read back with get NAME KEY
+step() {
+	q -d "${2:-$DB}" >"$work/$1.out" 2>"$work/$1.err"
+	echo $? >"$work/$1.rc"
+}
+get() { sed -n "s/^$2=//p" "$work/$1.out" | head -n 1; }
+why() { cat "$work/$1.err"; }
+
+# every row over the 1.0 columns, one line each, and their checksum
+COLS10="job_id, status, criteria, total_records, processed_records,
+    success_count, error_count, error_details, created_by, priority,
+    is_parent, parent_job_id, batch_number, batch_offset, batch_size,
+    child_pending, child_processing, child_completed, child_failed,
+    child_cancelled, created_at, updated_at, started_at, completed_at"
+rows10() {	# rows10 PREFIX
+	echo "SELECT '$1_row=' || ($COLS10)::text FROM batch_jobs ORDER BY job_id;"
+	echo "SELECT '$1_sum=' || md5(string_agg(($COLS10)::text, E'\n' ORDER BY job_id))
+	             || ' rows ' || count(*) FROM batch_jobs;"
+}
+
+# what a database's batchjob is made of
+SHAPE=$(cat <<-'SQL'
+	SELECT 'object ' || pg_describe_object(classid, objid, 0)
+	  FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+	   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'batchjob')
+	UNION ALL
+	SELECT format('column %s.%s %s notnull=%s default %s', c.relname, a.attname,
+	              format_type(a.atttypid, a.atttypmod), a.attnotnull,
+	              pg_get_expr(d.adbin, d.adrelid))
+	  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+	  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+	 WHERE c.relnamespace = 'public'::regnamespace AND c.relname LIKE 'batch%'
+	   AND a.attnum > 0 AND NOT a.attisdropped
+	UNION ALL
+	SELECT format('constraint %s %s', conname, pg_get_constraintdef(oid))
+	  FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+	UNION ALL
+	SELECT 'index ' || pg_get_indexdef(indexrelid) FROM pg_index i
+	  JOIN pg_class c ON c.oid = i.indrelid
+	 WHERE c.relnamespace = 'public'::regnamespace
+	UNION ALL
+	SELECT 'trigger ' || pg_get_triggerdef(t.oid) FROM pg_trigger t
+	  JOIN pg_class c ON c.oid = t.tgrelid
+	 WHERE c.relnamespace = 'public'::regnamespace AND NOT t.tgisinternal
+	UNION ALL
+	SELECT format('function %s(%s) returns %s volatile=%s secdef=%s strict=%s config=%s acl=%s comment=%s',
+	              p.proname, pg_get_function_arguments(p.oid),
+	              pg_get_function_result(p.oid), p.provolatile, p.prosecdef,
+	              p.proisstrict, p.proconfig, p.proacl,
+	              obj_description(p.oid, 'pg_proc') IS NOT NULL)
+	  FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace
+	UNION ALL
+	SELECT format('relation %s kind=%s acl=%s comment=%s', relname, relkind, relacl,
+	              obj_description(oid, 'pg_class') IS NOT NULL)
+	  FROM pg_class WHERE relnamespace = 'public'::regnamespace
+	UNION ALL
+	SELECT format('column comment %s.%s %s', c.relname, a.attname,
+	              col_description(c.oid, a.attnum) IS NOT NULL)
+	  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+	 WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'
+	   AND a.attnum > 0 AND NOT a.attisdropped
+	UNION ALL
+	SELECT 'view ' || c.relname || ' ' || pg_get_viewdef(c.oid)
+	  FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'v'
+	UNION ALL
+	SELECT 'config ' || pg_describe_object('pg_class'::regclass, x.oid, 0)
+	       || ' ' || coalesce(x.cond, '')
+	  FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS x(oid, cond)
+	 WHERE e.extname = 'batchjob'
+	ORDER BY 1;
+SQL
+)
+
+echo "1..$PLAN"
+
+if ! q -d postgres -c "CREATE DATABASE \"$DB\"" >"$work/create.err" 2>&1 ||
+	! q -d postgres -c "CREATE DATABASE \"$FRESH\"" >>"$work/create.err" 2>&1; then
+	echo "Bail out! cannot create the test databases: $(cat "$work/create.err")"
+	exit 1
+fi
+
+# ---- 1.0 ----
+
+step install <<-'SQL'
+	CREATE EXTENSION batchjob VERSION '1.0';
+	SELECT 'version=' || extversion FROM pg_extension WHERE extname = 'batchjob';
+	SELECT 'new_things=' || (SELECT count(*) FROM pg_attribute
+	                          WHERE attrelid = 'batch_jobs'::regclass AND attname = 'run_at')
+	       || ',' || (SELECT count(*) FROM pg_proc WHERE proname = 'batchjob_claim');
+SQL
+is "$(get install version)" "1.0" "CREATE EXTENSION batchjob VERSION '1.0' installs 1.0" "$(why install)"
+is "$(get install new_things)" "0,0" "1.0 has neither the run_at column nor batchjob_claim"
+
+# P1 (priority 5): 4 split children: PROCESSING (10 done), COMPLETED (30:
+#   28 ok, 2 errors), FAILED, PENDING
+# P2: no children, total 50
+# P3: 2 children, both COMPLETED;  P4: 2 children, both CANCELLED
+# P5: 2 children, COMPLETED and FAILED (partial success)
+# lone: a PENDING job without parent, priority 3, inserted by plain SQL
+step fill <<-'SQL'
+	CREATE TEMP TABLE p AS
+	SELECT (batchjob_create_parent('{"p": 1}', 'alice', 5)).job_id AS p1,
+	       (batchjob_create_parent('{"p": 2}', 'bob', 0, 50)).job_id AS p2,
+	       (batchjob_create_parent('{"p": 3}', 'carol', 0)).job_id AS p3,
+	       (batchjob_create_parent('{"p": 4}', 'carol', 0)).job_id AS p4,
+	       (batchjob_create_parent('{"p": 5}', 'dave', 0)).job_id AS p5;
+	SELECT count(*) FROM p, batchjob_split(p1, 100, 30);
+	SELECT count(*) FROM p, batchjob_create_child(p3, 1, 0, 10);
+	SELECT count(*) FROM p, batchjob_create_child(p3, 2, 10, 10, '{"own": true}');
+	SELECT count(*) FROM p, batchjob_split(p4, 20, 10);
+	SELECT count(*) FROM p, batchjob_split(p5, 20, 10);
+	UPDATE batch_jobs SET status = 'PROCESSING', processed_records = 10, success_count = 10
+	 WHERE parent_job_id = (SELECT p1 FROM p) AND batch_number = 1;
+	UPDATE batch_jobs SET status = 'PROCESSING'
+	 WHERE parent_job_id = (SELECT p1 FROM p) AND batch_number IN (2, 3);
+	UPDATE batch_jobs SET status = 'COMPLETED', processed_records = 30, success_count = 28,
+	       error_count = 2
+	 WHERE parent_job_id = (SELECT p1 FROM p) AND batch_number = 2;
+	UPDATE batch_jobs SET status = 'FAILED', error_details = 'disk full'
+	 WHERE parent_job_id = (SELECT p1 FROM p) AND batch_number = 3;
+	UPDATE batch_jobs SET status = 'COMPLETED', processed_records = total_records,
+	       success_count = total_records
+	 WHERE parent_job_id = (SELECT p3 FROM p);
+	UPDATE batch_jobs SET status = 'CANCELLED' WHERE parent_job_id = (SELECT p4 FROM p);
+	UPDATE batch_jobs SET status = CASE batch_number WHEN 1 THEN 'COMPLETED' ELSE 'FAILED' END,
+	       error_details = CASE batch_number WHEN 2 THEN 'bad input' END
+	 WHERE parent_job_id = (SELECT p5 FROM p);
+	INSERT INTO batch_jobs (status, criteria, created_by, priority)
+	VALUES ('PENDING', '{"lone": true}', 'erin', 3);
+	SELECT 'p1=' || p1 FROM p;
+	SELECT 'p2=' || p2 FROM p;
+	SELECT 'p4=' || p4 FROM p;
+	SELECT 'p5=' || p5 FROM p;
+	SELECT 'lone=' || max(job_id) FROM batch_jobs;
+	SELECT 'statuses=' || string_agg(status, ',' ORDER BY job_id)
+	  FROM batch_jobs, p WHERE job_id IN (p1, p2, p3, p4, p5);
+	SELECT 'p1_figures=' || concat_ws(',', child_pending, child_processing, child_completed,
+	       child_failed, child_cancelled, total_records, processed_records, success_count,
+	       error_count) FROM batch_jobs, p WHERE job_id = p1;
+	SELECT 'p5_error=' || error_details FROM batch_jobs, p WHERE job_id = p5;
+SQL
+P1=$(get fill p1) P2=$(get fill p2) P4=$(get fill p4) P5=$(get fill p5) LONE=$(get fill lone)
+P1=${P1:-0} P2=${P2:-0} P4=${P4:-0} P5=${P5:-0} LONE=${LONE:-0}
+child() { q -d "$DB" -c "SELECT job_id FROM batch_jobs WHERE parent_job_id = $1 AND batch_number = $2"; }
+C1=$(child "$P1" 1) C3=$(child "$P1" 3) C4=$(child "$P1" 4)
+C1=${C1:-0} C3=${C3:-0} C4=${C4:-0}
+is "$(get fill statuses)" "PROCESSING,PENDING,COMPLETED,CANCELLED,COMPLETED" \
+	"1.0 data: parents in every derived status" "$(why fill)"
+is "$(get fill p1_figures)" "1,1,1,1,0,100,40,38,2" \
+	"1.0 data: P1 counts one child in each of four statuses, and their records"
+is "$(get fill p5_error)" "1 out of 2 batch jobs failed" "1.0 data: P5 is a partial success"
+
+# ---- the upgrade, in a session that has used the 1.0 functions ----
+
+step upgrade <<-SQL
+	SELECT 'next=' || job_id FROM batchjob_next_pending();
+	SELECT 'refresh=' || status FROM batchjob_refresh_parent($P1);
+	SELECT 'filenode=' || pg_relation_filenode('batch_jobs');
+	$(rows10 before)
+	SELECT 'clock_before=' || clock_timestamp();
+	ALTER EXTENSION batchjob UPDATE TO '1.1';
+	SELECT 'clock_after=' || clock_timestamp();
+	SELECT 'version=' || extversion FROM pg_extension WHERE extname = 'batchjob';
+	SELECT 'after_filenode=' || pg_relation_filenode('batch_jobs');
+	$(rows10 after)
+	SELECT 'defaults=' || count(*) FILTER (WHERE locked_by IS NULL AND locked_until IS NULL
+	                                         AND attempts = 0 AND max_attempts = 3
+	                                         AND on_child_failure = 'continue')
+	       || '/' || count(*) FROM batch_jobs;
+	SELECT 'run_at=' || count(DISTINCT run_at) || ',' || bool_and(run_at IS NOT NULL)
+	  FROM batch_jobs;
+	SELECT 'run_at_value=' || min(run_at) FROM batch_jobs;
+	-- the 1.1 functions, still in this session
+	SELECT 'claimed=' || string_agg(job_id::text, ',') FROM batchjob_claim('upgrader', 1);
+	SELECT 'p1_counts=' || child_pending || ',' || child_processing || ',' || status
+	  FROM batch_jobs WHERE job_id = $P1;
+SQL
+is "$(get upgrade version)" "1.1" \
+	"ALTER EXTENSION batchjob UPDATE TO '1.1' succeeds in a session that used the 1.0 functions" \
+	"$(why upgrade)"
+is "$(get upgrade next)" "$C4" "before the upgrade, batchjob_next_pending (1.0) names P1's PENDING child"
+is "$(get upgrade refresh)" "PROCESSING" \
+	"before the upgrade, batchjob_refresh_parent (1.0) agrees with the stored P1"
+is "$(get upgrade after_filenode)" "$(get upgrade filenode)" "the upgrade does not rewrite batch_jobs"
+is "$(get upgrade after_sum)" "$(get upgrade before_sum)" \
+	"every row keeps every 1.0 value (checksum over the 1.0 columns)" \
+	"$(diff <(grep '^before_row=' "$work/upgrade.out" | cut -d= -f2-) \
+	        <(grep '^after_row=' "$work/upgrade.out" | cut -d= -f2-))"
+is "$(get upgrade after_sum | sed 's/.* rows //')" "16" "no row is lost or added (16 rows)"
+is "$(get upgrade defaults)" "16/16" \
+	"old rows get the defaults: no lease, attempts 0, max_attempts 3, on_child_failure continue"
+RUN_AT=$(get upgrade run_at_value)
+is "$(get upgrade run_at)" "1,true" "old rows share one run_at, the time of the upgrade"
+is "$(q -d "$DB" -c "SELECT '$RUN_AT'::timestamptz BETWEEN
+                       '$(get upgrade clock_before)'::timestamptz
+                       AND '$(get upgrade clock_after)'")" "t" \
+	"... taken while the upgrade ran"
+is "$(get upgrade claimed)" "$C4" \
+	"batchjob_claim in the upgrading session takes the 1.0 PENDING child of the highest priority"
+is "$(get upgrade p1_counts)" "0,2,PROCESSING" \
+	"... and the 1.0 parent counts it as PROCESSING (rollup, same session)"
+
+# ---- upgraded == fresh ----
+
+q -d "$FRESH" -c "CREATE EXTENSION batchjob" >/dev/null 2>"$work/fresh.err"
+q -d "$DB" -c "$SHAPE" >"$work/shape.upgraded" 2>&1
+q -d "$FRESH" -c "$SHAPE" >"$work/shape.fresh" 2>&1
+is "$(q -d "$FRESH" -c "SELECT extversion FROM pg_extension WHERE extname = 'batchjob'")" "1.1" \
+	"a fresh CREATE EXTENSION batchjob installs 1.1" "$(cat "$work/fresh.err")"
+if [ -s "$work/shape.fresh" ] && cmp -s "$work/shape.upgraded" "$work/shape.fresh"; then
+	result 1 "the upgraded extension has the same objects, columns, constraints, indexes, triggers, functions, privileges and comments as a fresh 1.1 ($(wc -l <"$work/shape.fresh") items)"
+else
+	result 0 "the upgraded extension has the same objects, columns, constraints, indexes, triggers, functions, privileges and comments as a fresh 1.1" \
+		"$(diff "$work/shape.upgraded" "$work/shape.fresh")"
+fi
+
+# ---- the 1.1 functions on 1.0 rows, in a new session ----
+
+step work <<-SQL
+	SELECT 'progress=' || processed_records FROM batchjob_progress($C4, 10, 9, 1);
+	SELECT 'p1_sums=' || processed_records || ',' || success_count || ',' || error_count
+	  FROM batch_jobs WHERE job_id = $P1;
+	SELECT 'c4=' || status FROM batchjob_complete($C4);
+	SELECT 'c1=' || status || ',' || (locked_by IS NULL) FROM batchjob_complete($C1);
+	SELECT 'p1_done=' || status || ',' || coalesce(error_details, '-') || ','
+	       || (completed_at IS NOT NULL)
+	  FROM batch_jobs WHERE job_id = $P1;
+	SELECT 'retried=' || status || ',' || attempts FROM batchjob_retry($C3);
+	SELECT 'p1_reopened=' || status || ',' || (completed_at IS NULL) FROM batch_jobs WHERE job_id = $P1;
+	SELECT 'claim2=' || string_agg(job_id::text, ',') FROM batchjob_claim('upgrader', 1);
+	SELECT 'c3=' || status FROM batchjob_complete($C3);
+	SELECT 'p1_final=' || concat_ws(',', status, coalesce(error_details, '-'), child_pending,
+	       child_processing, child_completed, child_failed, child_cancelled, total_records,
+	       processed_records, success_count, error_count)
+	  FROM batch_jobs WHERE job_id = $P1;
+	SELECT 'p1_refreshed=' || concat_ws(',', status, coalesce(error_details, '-'), child_pending,
+	       child_processing, child_completed, child_failed, child_cancelled, total_records,
+	       processed_records, success_count, error_count)
+	  FROM batchjob_refresh_parent($P1);
+	SELECT 'claim3=' || string_agg(job_id::text, ',') FROM batchjob_claim('upgrader', 5);
+	SELECT 'lone=' || status FROM batchjob_complete($LONE);
+	SELECT 'old_call=' || concat_ws(',', on_child_failure, coalesce(parent_job_id::text, '-'),
+	       priority, total_records, status)
+	  FROM batchjob_create_parent('{"after": "upgrade"}', 'frank', 2, 40);
+	SELECT 'old_split=' || count(*) FROM batchjob_split((SELECT max(job_id) FROM batch_jobs), 40, 20);
+	SELECT 'new_call=' || concat_ws(',', on_child_failure, parent_job_id = $P2)
+	  FROM batchjob_create_parent('{"after": "upgrade"}', 'frank', 0, NULL, 'fail_fast', $P2);
+	SELECT 'view=' || (SELECT count(*) FROM batch_job_progress) || '/'
+	       || (SELECT count(*) FROM batch_jobs WHERE is_parent);
+	SELECT 'view_p4=' || status || ',' || (estimated_finish = (SELECT completed_at FROM batch_jobs
+	                                                            WHERE job_id = $P4))
+	  FROM batch_job_progress WHERE job_id = $P4;
+SQL
+is "$(get work p1_sums)" "50,47,3" \
+	"batchjob_progress on the claimed 1.0 child rolls up to the 1.0 parent (40 -> 50 records)" "$(why work)"
+is "$(get work c4)" "COMPLETED" "batchjob_complete completes the claimed 1.0 child"
+is "$(get work c1)" "COMPLETED,true" "batchjob_complete also completes a child left PROCESSING by 1.0 (it has no lease)"
+is "$(get work p1_done)" "COMPLETED,1 out of 4 batch jobs failed,true" \
+	"the 1.0 parent finishes a partial success"
+is "$(get work retried)" "PENDING,0" "batchjob_retry puts the child FAILED under 1.0 back to PENDING"
+is "$(get work p1_reopened)" "PROCESSING,true" "... and reopens the 1.0 parent"
+is "$(get work claim2)" "$C3" "the retried child is claimed next (priority 5)"
+is "$(get work p1_final)" "COMPLETED,-,0,0,4,0,0,100,50,47,3" \
+	"the 1.0 parent ends COMPLETED with exact counts and sums"
+is "$(get work p1_refreshed)" "$(get work p1_final)" \
+	"batchjob_refresh_parent recomputes exactly what the rollup kept across the upgrade"
+is "$(get work claim3)" "$LONE" "the lone 1.0 job is claimable, and is the only one left"
+is "$(get work lone)" "COMPLETED" "... and completes"
+is "$(get work old_call)" "continue,-,2,40,PENDING" \
+	"the 1.0 four-argument batchjob_create_parent call still works, with on_child_failure continue"
+is "$(get work old_split)" "2" "batchjob_split still works after the upgrade"
+is "$(get work new_call)" "fail_fast,t" \
+	"the six-argument call nests a fail_fast parent under a 1.0 parent"
+is "$(get work view)" "$(get work view | cut -d/ -f2)/$(get work view | cut -d/ -f2)" \
+	"batch_job_progress has one row per parent, 1.0 parents included"
+is "$(get work view_p4)" "CANCELLED,true" \
+	"batch_job_progress shows a 1.0 CANCELLED parent finished at its completed_at"
+
+# ---- DROP EXTENSION ----
+
+step drop <<-'SQL'
+	DROP EXTENSION batchjob;
+	SELECT 'left=' || (SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace
+	                    AND relname LIKE 'batch%')
+	       || ',' || (SELECT count(*) FROM pg_proc WHERE proname LIKE 'batchjob%');
+SQL
+is "$(get drop left)" "0,0" "DROP EXTENSION after the upgrade leaves no table, view, sequence or function" \
+	"$(why drop)"
+
+[ "$n" = "$PLAN" ] || { echo "# planned $PLAN tests but ran $n"; failed=$((failed + 1)); }
+[ "$failed" = 0 ]
