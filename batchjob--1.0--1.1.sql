@@ -35,6 +35,13 @@ COMMENT ON COLUMN @extschema@.batch_jobs.max_attempts IS
 COMMENT ON COLUMN @extschema@.batch_jobs.on_child_failure IS
     'on a parent: continue (partial success) or fail_fast (first final child failure fails the parent and cancels the rest)';
 
+-- Jobs left PROCESSING by 1.0 get a lease, so batchjob_reap() can take them
+-- back if their worker is gone (the row guard gives one to every job that
+-- becomes PROCESSING from now on).
+UPDATE @extschema@.batch_jobs
+   SET locked_until = pg_catalog.now() OPERATOR(pg_catalog.+) '5 minutes'::pg_catalog.interval
+ WHERE status OPERATOR(pg_catalog.=) 'PROCESSING' AND NOT is_parent;
+
 -- what batchjob_reap() reads: only leased jobs are in it
 CREATE INDEX batch_jobs_lease_idx ON @extschema@.batch_jobs (locked_until)
     WHERE status OPERATOR(pg_catalog.=) 'PROCESSING';
@@ -79,13 +86,14 @@ CREATE FUNCTION @extschema@.batchjob_progress(
     job_id bigint,
     processed bigint,
     succeeded bigint,
-    failed bigint)
+    failed bigint,
+    worker text DEFAULT NULL)
 RETURNS @extschema@.batch_jobs
 AS 'MODULE_PATHNAME', 'batchjob_progress'
 LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp;
 
-CREATE FUNCTION @extschema@.batchjob_complete(job_id bigint)
+CREATE FUNCTION @extschema@.batchjob_complete(job_id bigint, worker text DEFAULT NULL)
 RETURNS @extschema@.batch_jobs
 AS 'MODULE_PATHNAME', 'batchjob_complete'
 LANGUAGE C VOLATILE
@@ -94,7 +102,8 @@ SET search_path = pg_catalog, pg_temp;
 CREATE FUNCTION @extschema@.batchjob_fail(
     job_id bigint,
     error_details text,
-    retry boolean DEFAULT true)
+    retry boolean DEFAULT true,
+    worker text DEFAULT NULL)
 RETURNS @extschema@.batch_jobs
 AS 'MODULE_PATHNAME', 'batchjob_fail'
 LANGUAGE C VOLATILE
@@ -177,8 +186,21 @@ SELECT j.job_id,
              p.child_completed OPERATOR(pg_catalog.+) d.completed AS completed,
              p.child_failed OPERATOR(pg_catalog.+) d.failed AS failed,
              p.child_cancelled OPERATOR(pg_catalog.+) d.cancelled AS cancelled,
-             p.processed_records OPERATOR(pg_catalog.+) d.processed AS processed_records,
+             /* the first children replace a parent's own figures, as in a fold */
+             CASE WHEN d.n OPERATOR(pg_catalog.=) 0 THEN p.processed_records
+                  WHEN p.child_pending OPERATOR(pg_catalog.+) p.child_processing
+                       OPERATOR(pg_catalog.+) p.child_completed
+                       OPERATOR(pg_catalog.+) p.child_failed
+                       OPERATOR(pg_catalog.+) p.child_cancelled OPERATOR(pg_catalog.=) 0
+                  THEN d.processed
+                  ELSE p.processed_records OPERATOR(pg_catalog.+) d.processed
+             END AS processed_records,
              CASE WHEN d.n OPERATOR(pg_catalog.=) 0 THEN p.total_records
+                  WHEN p.child_pending OPERATOR(pg_catalog.+) p.child_processing
+                       OPERATOR(pg_catalog.+) p.child_completed
+                       OPERATOR(pg_catalog.+) p.child_failed
+                       OPERATOR(pg_catalog.+) p.child_cancelled OPERATOR(pg_catalog.=) 0
+                  THEN d.total
                   ELSE COALESCE(p.total_records, 0) OPERATOR(pg_catalog.+) d.total
              END AS total_records
         FROM @extschema@.batch_jobs p
@@ -214,11 +236,11 @@ COMMENT ON FUNCTION @extschema@.batchjob_claim(text, integer, interval) IS
     'atomically moves up to max_jobs claimable PENDING jobs to PROCESSING under a lease for worker';
 COMMENT ON FUNCTION @extschema@.batchjob_heartbeat(bigint, text, interval) IS
     'extends the worker''s lease on a job; false when the job is no longer the worker''s';
-COMMENT ON FUNCTION @extschema@.batchjob_progress(bigint, bigint, bigint, bigint) IS
-    'records a PROCESSING job''s absolute progress';
-COMMENT ON FUNCTION @extschema@.batchjob_complete(bigint) IS
-    'marks a PROCESSING job COMPLETED';
-COMMENT ON FUNCTION @extschema@.batchjob_fail(bigint, text, boolean) IS
+COMMENT ON FUNCTION @extschema@.batchjob_progress(bigint, bigint, bigint, bigint, text) IS
+    'records a PROCESSING job''s absolute progress; with worker, only while that worker holds it';
+COMMENT ON FUNCTION @extschema@.batchjob_complete(bigint, text) IS
+    'marks a PROCESSING job COMPLETED; with worker, only while that worker holds it';
+COMMENT ON FUNCTION @extschema@.batchjob_fail(bigint, text, boolean, text) IS
     'fails a PROCESSING job: back to PENDING with backoff while attempts remain and retry is true, else FAILED';
 COMMENT ON FUNCTION @extschema@.batchjob_complete(bigint[]) IS
     'marks PROCESSING jobs COMPLETED in one statement; returns how many changed';
@@ -234,9 +256,9 @@ COMMENT ON FUNCTION @extschema@.batchjob_cancel(bigint) IS
 REVOKE ALL ON FUNCTION @extschema@.batchjob_create_parent(jsonb, text, integer, bigint, text, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.batchjob_claim(text, integer, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.batchjob_heartbeat(bigint, text, interval) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.batchjob_progress(bigint, bigint, bigint, bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.batchjob_complete(bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.batchjob_fail(bigint, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.batchjob_progress(bigint, bigint, bigint, bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.batchjob_complete(bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.batchjob_fail(bigint, text, boolean, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.batchjob_complete(bigint[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.batchjob_fail(bigint[], text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.batchjob_reap() FROM PUBLIC;

@@ -222,8 +222,9 @@ UPDATE batch_jobs
  WHERE parent_job_id = :east AND batch_number = 3;
 EXECUTE progress(:east);
 
--- and is then moved to west as west's batch 3: east loses its figures and is
--- PENDING again, west gains them and is PROCESSING
+-- and is then moved to west as west's batch 3: east loses its figures (its
+-- other batches are PENDING, but east has started, so it stays PROCESSING),
+-- west gains them and is PROCESSING
 UPDATE batch_jobs SET parent_job_id = :west, batch_number = 3
  WHERE parent_job_id = :east AND batch_number = 3;
 EXECUTE progress(:east);

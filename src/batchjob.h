@@ -132,7 +132,8 @@ extern SPIPlanPtr job_plan(JobPlan which, Oid nspid);
 extern Oid	job_function_namespace(FunctionCallInfo fcinfo);
 extern bool job_schema_is_v11(Oid nspid);
 extern JobStatus derive_parent_status(const ChildCounts *counts,
-									  JobStatus current, bool fail_fast);
+									  JobStatus current, bool fail_fast,
+									  bool started);
 /* src/fold.c */
 #define FOLD_NVALUES (JOB_NSTATUS + 4)
 extern void batchjob_init_fold(void);

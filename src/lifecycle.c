@@ -85,11 +85,29 @@ job_state(Oid nspid, int64 job_id)
 											   &isnull), job_id);
 }
 
-/* 55000 for a job whose status does not allow what was asked. */
+/*
+ * 55000 for a job whose status does not allow what was asked, or that
+ * another worker holds now (worker, when not NULL, is who asked).
+ */
 static void
-report_wrong_status(Oid nspid, int64 job_id, JobStatus wanted)
+report_wrong_status(Oid nspid, int64 job_id, JobStatus wanted,
+					const char *worker)
 {
 	JobStatus	status = job_state(nspid, job_id);
+
+	if (status == wanted && worker != NULL)
+	{
+		bool		isnull;
+		Datum		holder = SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 3, &isnull);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job " INT64_FORMAT " is held by worker %s, not %s",
+						job_id, isnull ? "(none)" : TextDatumGetCString(holder),
+						worker),
+				 errhint("Its lease expired and it was taken back by batchjob_reap() and claimed again.")));
+	}
 
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -100,13 +118,32 @@ report_wrong_status(Oid nspid, int64 job_id, JobStatus wanted)
 }
 
 /*
+ * The optional worker argument at argno (NULL: any holder may finish the
+ * job), stored as the statement's parameter argno; returns it as a C string
+ * for messages, or NULL.
+ */
+static const char *
+optional_worker(FunctionCallInfo fcinfo, int argno, Datum *values,
+				char *nulls)
+{
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+	{
+		values[argno] = (Datum) 0;
+		nulls[argno] = 'n';
+		return NULL;
+	}
+	values[argno] = PG_GETARG_DATUM(argno);
+	return TextDatumGetCString(values[argno]);
+}
+
+/*
  * Runs a one-job UPDATE ... RETURNING * whose WHERE clause requires status
  * wanted, and returns the new row; explains with 55000 (or P0002, 22023)
  * when the job was not in that status.
  */
 static Datum
 transition_one(FunctionCallInfo fcinfo, JobPlan which, Datum *values,
-			   const char *nulls, JobStatus wanted)
+			   const char *nulls, JobStatus wanted, const char *worker)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	Oid			nspid = job_function_namespace(fcinfo);
@@ -116,7 +153,7 @@ transition_one(FunctionCallInfo fcinfo, JobPlan which, Datum *values,
 	job_run_plan(job_plan(which, nspid), values, nulls, false,
 				 SPI_OK_UPDATE_RETURNING, "changing the job");
 	if (SPI_processed == 0)
-		report_wrong_status(nspid, DatumGetInt64(values[0]), wanted);
+		report_wrong_status(nspid, DatumGetInt64(values[0]), wanted, worker);
 	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
 							  SPI_tuptable->tupdesc, caller);
 	job_spi_finish();
@@ -185,7 +222,9 @@ batchjob_heartbeat(PG_FUNCTION_ARGS)
 Datum
 batchjob_progress(PG_FUNCTION_ARGS)
 {
-	Datum		values[4];
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	const char *worker = optional_worker(fcinfo, 4, values, nulls);
 
 	job_require_arg(fcinfo, 0, "job_id");
 	job_require_arg(fcinfo, 1, "processed");
@@ -195,20 +234,22 @@ batchjob_progress(PG_FUNCTION_ARGS)
 	values[1] = PG_GETARG_DATUM(1);
 	values[2] = PG_GETARG_DATUM(2);
 	values[3] = PG_GETARG_DATUM(3);
-	PG_RETURN_DATUM(transition_one(fcinfo, PLAN_PROGRESS, values, NULL,
-								   JOB_PROCESSING));
+	PG_RETURN_DATUM(transition_one(fcinfo, PLAN_PROGRESS, values, nulls,
+								   JOB_PROCESSING, worker));
 }
 
 /* batchjob_complete(job_id): PROCESSING to COMPLETED. */
 Datum
 batchjob_complete(PG_FUNCTION_ARGS)
 {
-	Datum		values[1];
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	const char *worker = optional_worker(fcinfo, 1, values, nulls);
 
 	job_require_arg(fcinfo, 0, "job_id");
 	values[0] = PG_GETARG_DATUM(0);
-	PG_RETURN_DATUM(transition_one(fcinfo, PLAN_COMPLETE, values, NULL,
-								   JOB_PROCESSING));
+	PG_RETURN_DATUM(transition_one(fcinfo, PLAN_COMPLETE, values, nulls,
+								   JOB_PROCESSING, worker));
 }
 
 /*
@@ -218,8 +259,9 @@ batchjob_complete(PG_FUNCTION_ARGS)
 Datum
 batchjob_fail(PG_FUNCTION_ARGS)
 {
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	const char *worker = optional_worker(fcinfo, 3, values, nulls);
 
 	job_require_arg(fcinfo, 0, "job_id");
 	job_require_arg(fcinfo, 2, "retry");
@@ -229,7 +271,7 @@ batchjob_fail(PG_FUNCTION_ARGS)
 		nulls[1] = 'n';
 	values[2] = PG_GETARG_DATUM(2);
 	PG_RETURN_DATUM(transition_one(fcinfo, PLAN_FAIL, values, nulls,
-								   JOB_PROCESSING));
+								   JOB_PROCESSING, worker));
 }
 
 static int
@@ -295,7 +337,7 @@ transition_many(FunctionCallInfo fcinfo, JobPlan which, Datum *values,
 			if (j < ndone && done[j] == ids[i])
 				j++;
 			else
-				report_wrong_status(nspid, ids[i], JOB_PROCESSING);
+				report_wrong_status(nspid, ids[i], JOB_PROCESSING, NULL);
 		}
 	}
 	job_spi_finish();
@@ -381,7 +423,7 @@ batchjob_retry(PG_FUNCTION_ARGS)
 	{
 		job_spi_finish();
 		PG_RETURN_DATUM(transition_one(fcinfo, PLAN_RETRY, values, NULL,
-									   JOB_FAILED));
+									   JOB_FAILED, NULL));
 	}
 
 	job_run_plan(job_plan(PLAN_RETRY_DESCENDANTS, nspid), values, NULL, false,

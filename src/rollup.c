@@ -35,6 +35,7 @@
 #include "common/int.h"
 #include "executor/tuptable.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -46,6 +47,9 @@
 
 PG_FUNCTION_INFO_V1(batchjob_guard);
 PG_FUNCTION_INFO_V1(batchjob_rollup);
+
+/* the lease a job gets when it becomes PROCESSING without one: 5 minutes */
+static const Interval default_lease = {.time = 5 * USECS_PER_MINUTE};
 
 /* One parent's share of a statement's changes. */
 /* A parent row's parent before the statement, to spot re-parenting. */
@@ -164,9 +168,9 @@ batchjob_guard(PG_FUNCTION_ARGS)
 	bool		is_parent;
 	bool		was_parent = false;
 	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	int			repl_cols[8];
-	Datum		repl_vals[8];
-	bool		repl_nulls[8];
+	int			repl_cols[10];
+	Datum		repl_vals[10];
+	bool		repl_nulls[10];
 	int			nrepl = 0;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -244,7 +248,9 @@ batchjob_guard(PG_FUNCTION_ARGS)
 				fail_fast = !isnull &&
 					strcmp(TextDatumGetCString(d), "fail_fast") == 0;
 			}
-			derived = derive_parent_status(&counts, new_status, fail_fast);
+			(void) heap_getattr(newtup, col->started_at, desc, &isnull);
+			derived = derive_parent_status(&counts, new_status, fail_fast,
+										   !isnull);
 			if (oldtup != NULL && new_status != old_status &&
 				new_status != derived)
 				ereport(ERROR,
@@ -310,6 +316,24 @@ batchjob_guard(PG_FUNCTION_ARGS)
 		repl_cols[nrepl] = col->completed_at;
 		repl_vals[nrepl] = (Datum) 0;
 		repl_nulls[nrepl++] = true;
+	}
+
+	/*
+	 * A PROCESSING job always has a lease, so that batchjob_reap() can take
+	 * it back if its worker dies, however it got there (plain SQL, say).
+	 */
+	if (new_status == JOB_PROCESSING && !is_parent &&
+		col->locked_until != InvalidAttrNumber)
+	{
+		(void) heap_getattr(newtup, col->locked_until, desc, &isnull);
+		if (isnull)
+		{
+			repl_cols[nrepl] = col->locked_until;
+			repl_vals[nrepl] = DirectFunctionCall2(timestamptz_pl_interval,
+												   now,
+												   PointerGetDatum(&default_lease));
+			repl_nulls[nrepl++] = false;
+		}
 	}
 
 	/* a lease means something only while the job is PROCESSING */

@@ -308,14 +308,16 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 		"UPDATE %1$s SET processed_records = $2, success_count = $3,"
 		" error_count = $4"
 		" WHERE job_id = $1 AND status = 'PROCESSING' AND NOT is_parent"
+		" AND ($5::text IS NULL OR locked_by = $5)"
 		" RETURNING *",
-		4, {INT8OID, INT8OID, INT8OID, INT8OID}
+		5, {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID}
 	},
 	[PLAN_COMPLETE] = {
 		"UPDATE %1$s SET status = 'COMPLETED'"
 		" WHERE job_id = $1 AND status = 'PROCESSING' AND NOT is_parent"
+		" AND ($2::text IS NULL OR locked_by = $2)"
 		" RETURNING *",
-		1, {INT8OID}
+		2, {INT8OID, TEXTOID}
 	},
 	[PLAN_FAIL] = {
 		/*
@@ -332,8 +334,9 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 		"   * (0.5 + random()))"
 		"  ELSE run_at END"
 		" WHERE job_id = $1 AND status = 'PROCESSING' AND NOT is_parent"
+		" AND ($4::text IS NULL OR locked_by = $4)"
 		" RETURNING *",
-		3, {INT8OID, TEXTOID, BOOLOID}
+		4, {INT8OID, TEXTOID, BOOLOID, TEXTOID}
 	},
 	[PLAN_COMPLETE_MANY] = {
 		"UPDATE %1$s SET status = 'COMPLETED'"
@@ -684,20 +687,22 @@ child_counts_total(const ChildCounts *counts)
 /*
  * The status rules for a parent (README, "Parent status").  A parent whose
  * children are not all finished is never finished itself, whatever has
- * failed so far: the reference design got that wrong.  Under fail_fast, a
+ * failed so far: the reference design got that wrong.  A parent that has
+ * started (a child got past PENDING once) stays PROCESSING when its
+ * children are all PENDING again, after a retry say.  Under fail_fast, a
  * failed child makes the finished parent FAILED rather than a partial
  * success; the rollup cancels the unfinished children to get it there.
  */
 JobStatus
 derive_parent_status(const ChildCounts *counts, JobStatus current,
-					 bool fail_fast)
+					 bool fail_fast, bool started)
 {
 	int64		total = child_counts_total(counts);
 
 	if (total == 0)
 		return current;
 	if (counts->n[JOB_PENDING] == total)
-		return JOB_PENDING;
+		return started ? JOB_PROCESSING : JOB_PENDING;
 	if (counts->n[JOB_PENDING] + counts->n[JOB_PROCESSING] > 0)
 		return JOB_PROCESSING;
 	if (counts->n[JOB_FAILED] == total ||

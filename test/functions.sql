@@ -396,14 +396,16 @@ SELECT results_eq(
 SELECT is(pg_temp.figures('cnt'), (SELECT f FROM cnt_good),
     'refresh: the stored parent has exactly its figures from before the corruption');
 
--- corrupted figures on a split parent whose children are all PENDING
+-- corrupted figures on a split parent whose children are all PENDING; the
+-- corruption makes the parent PROCESSING for a moment, so it has started,
+-- and a parent that has started stays PROCESSING until it finishes
 UPDATE batch_jobs SET total_records = 0, processed_records = 0,
         child_completed = 0, child_cancelled = 13
     WHERE job_id = pg_temp.jid('s10');
 SELECT isnt((SELECT batchjob_refresh_parent(pg_temp.jid('s10'))), NULL,
     'refresh: returns the row of a parent with children');
 SELECT is(pg_temp.figures('s10') - 'completed_at_set',
-    '{"status": "PENDING", "error_details": null, "total_records": 10,
+    '{"status": "PROCESSING", "error_details": null, "total_records": 10,
       "processed_records": 0, "success_count": 0, "error_count": 0,
       "pending": 4, "processing": 0, "completed": 0, "failed": 0,
       "cancelled": 0}'::jsonb,

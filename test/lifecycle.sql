@@ -387,7 +387,7 @@ SELECT is_empty($$SELECT * FROM batchjob_claim('wf')$$,
     'fail: a job in its backoff is not claimable');
 SELECT is(pg_temp.figures('F') - 'total_records' - 'processed_records'
               - 'success_count' - 'error_count',
-    '{"status": "PENDING", "error_details": null, "pending": 3,
+    '{"status": "PROCESSING", "error_details": null, "pending": 3,
       "processing": 0, "completed": 0, "failed": 0, "cancelled": 0}'::jsonb,
     'fail: the parent counts the retried child as PENDING again');
 

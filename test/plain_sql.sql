@@ -48,7 +48,8 @@ CREATE FUNCTION pg_temp.computed(text) RETURNS jsonb LANGUAGE sql
               'success_count', c.success_count, 'error_count', c.error_count,
               'status', CASE
                   WHEN c.n = 0 THEN p.status
-                  WHEN c.pending = c.n THEN 'PENDING'
+                  -- a parent that has started never goes back to PENDING
+                  WHEN c.pending = c.n AND p.started_at IS NULL THEN 'PENDING'
                   WHEN c.pending + c.processing > 0 THEN 'PROCESSING'
                   WHEN c.failed = c.n THEN 'FAILED'
                   WHEN c.cancelled = c.n THEN 'CANCELLED'

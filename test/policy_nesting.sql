@@ -368,13 +368,13 @@ SELECT results_eq(
     $$SELECT status, attempts FROM batch_jobs WHERE job_id = pg_temp.jid('b1')$$,
     $$VALUES ('PENDING'::text, 0)$$,
     'nesting: the FAILED leaf is PENDING with attempts 0');
--- M2's only child is PENDING, so by the status rules M2 is PENDING (not
--- PROCESSING) again, though it has started before
+-- M2's only child is PENDING again; M2 has started before, so it reopens
+-- to PROCESSING, not PENDING
 SELECT results_eq(
     $$SELECT status, completed_at, error_details FROM batch_jobs
        WHERE job_id = pg_temp.jid('M2')$$,
-    $$VALUES ('PENDING'::text, NULL::timestamptz, NULL::text)$$,
-    'nesting: the FAILED middle parent reopens (PENDING: all its children are PENDING)');
+    $$VALUES ('PROCESSING'::text, NULL::timestamptz, NULL::text)$$,
+    'nesting: the FAILED middle parent reopens to PROCESSING (it has started)');
 SELECT results_eq(
     $$SELECT status, completed_at, error_details FROM batch_jobs
        WHERE job_id = pg_temp.jid('R')$$,

@@ -135,8 +135,8 @@ SELECT results_eq($$SELECT * FROM pg_temp.state('ff')$$,
     'one child of a FAILED parent retried: the parent is PROCESSING again');
 CALL pg_temp.set_children('ff', '{PENDING,PENDING,PENDING}');
 SELECT results_eq($$SELECT * FROM pg_temp.state('ff')$$,
-    $$VALUES ('PENDING'::text, NULL::text, true, false)$$,
-    'every child retried: the parent is PENDING again, started_at kept');
+    $$VALUES ('PROCESSING'::text, NULL::text, true, false)$$,
+    'every child retried: the parent has started, so it stays PROCESSING, started_at kept');
 
 CALL pg_temp.family('ten', 10);
 CALL pg_temp.set_children('ten',
