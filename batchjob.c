@@ -153,7 +153,13 @@ batchjob_create_child(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("batch_number must not be negative: %d", batch_number)));
 
+	/*
+	 * Lock the parent as batchjob_split does, so that a split and a new
+	 * child cannot interleave (the rollup alone would not hold the lock if
+	 * it found the parent busy and deferred).
+	 */
 	job_spi_connect();
+	job_fetch_parent(nspid, parent_id, true, false);
 	job_fetch_parent(nspid, parent_id, false, false);
 	parent = SPI_tuptable->vals[0];
 	pdesc = SPI_tuptable->tupdesc;

@@ -92,6 +92,19 @@ fold_parent(Oid nspid, bool v11, int64 parent_id, const int64 *delta,
 	for (i = 0; i < FOLD_NVALUES; i++)
 		values[1 + i] = Int64GetDatum(delta ? delta[i] : 0);
 
+	/*
+	 * Waiting for the lock inside the fold statement would leave it with a
+	 * snapshot from before the wait, blind to differences committed
+	 * meanwhile; so take the lock first, and fold with a fresh snapshot.
+	 */
+	if (wait)
+	{
+		job_run_plan(job_plan(PLAN_LOCK_PARENT, nspid), values, NULL, false,
+					 SPI_OK_SELECT, "locking the parent");
+		if (SPI_processed == 0)
+			return true;
+	}
+
 	if (wait)
 		which = v11 ? PLAN_FOLD_WAIT_V11 : PLAN_FOLD_WAIT;
 	else
