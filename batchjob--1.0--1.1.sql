@@ -37,10 +37,13 @@ COMMENT ON COLUMN @extschema@.batch_jobs.on_child_failure IS
 
 -- Jobs left PROCESSING by 1.0 get a lease, so batchjob_reap() can take them
 -- back if their worker is gone (the row guard gives one to every job that
--- becomes PROCESSING from now on).
+-- becomes PROCESSING from now on).  The guard is off for this statement so
+-- that the rows keep their 1.0 updated_at; nothing else in them changes.
+ALTER TABLE @extschema@.batch_jobs DISABLE TRIGGER batch_jobs_guard;
 UPDATE @extschema@.batch_jobs
    SET locked_until = pg_catalog.now() OPERATOR(pg_catalog.+) '5 minutes'::pg_catalog.interval
  WHERE status OPERATOR(pg_catalog.=) 'PROCESSING' AND NOT is_parent;
+ALTER TABLE @extschema@.batch_jobs ENABLE TRIGGER batch_jobs_guard;
 
 -- what batchjob_reap() reads: only leased jobs are in it
 CREATE INDEX batch_jobs_lease_idx ON @extschema@.batch_jobs (locked_until)

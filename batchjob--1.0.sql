@@ -167,6 +167,15 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.batchjob_rollup() IS
     'statement trigger: applies the per-parent difference of a statement''s child changes';
 
+CREATE FUNCTION @extschema@.batchjob_truncate()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'batchjob_truncate'
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION @extschema@.batchjob_truncate() IS
+    'statement trigger: TRUNCATE of batch_jobs drops the differences waiting for its parents';
+
 CREATE TRIGGER batch_jobs_guard
     BEFORE INSERT OR UPDATE ON @extschema@.batch_jobs
     FOR EACH ROW EXECUTE FUNCTION @extschema@.batchjob_guard();
@@ -185,6 +194,11 @@ CREATE TRIGGER batch_jobs_rollup_delete
     AFTER DELETE ON @extschema@.batch_jobs
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.batchjob_rollup();
+
+-- waiting differences must not outlive their parents (ids may restart)
+CREATE TRIGGER batch_jobs_truncate
+    AFTER TRUNCATE ON @extschema@.batch_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.batchjob_truncate();
 
 /* The API. */
 
@@ -277,6 +291,7 @@ COMMENT ON FUNCTION @extschema@.batchjob_next_pending() IS
 /* Nothing is granted by default: the operator grants what each role needs. */
 REVOKE ALL ON FUNCTION @extschema@.batchjob_guard() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.batchjob_rollup() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.batchjob_truncate() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.batchjob_create_parent(jsonb, text, integer, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.batchjob_create_child(bigint, integer, bigint, integer, jsonb, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.batchjob_split(bigint, bigint, integer) FROM PUBLIC;

@@ -90,10 +90,9 @@ typedef enum JobPlan
 	PLAN_ROLLUP_APPLY_V11,
 	PLAN_INSERT_PARENT_V11,
 	PLAN_NEXT_PENDING_V11,
-	PLAN_FOLD_WAIT,
-	PLAN_FOLD_WAIT_V11,
 	PLAN_PARENT_KIND,
 	PLAN_DEFER_DELTA,
+	PLAN_DROP_ALL_DELTAS,
 	PLAN_PENDING_PARENTS,
 	PLAN_DROP_ORPHAN_DELTAS,
 	/* 1.1 only */
@@ -137,6 +136,7 @@ extern JobStatus derive_parent_status(const ChildCounts *counts,
 /* src/fold.c */
 #define FOLD_NVALUES (JOB_NSTATUS + 4)
 extern void batchjob_init_fold(void);
+extern bool lock_parent_for_fold(int64 parent_id, bool wait);
 extern bool fold_parent(Oid nspid, bool v11, int64 parent_id,
 						const int64 *delta, bool wait);
 extern void defer_delta(Oid nspid, int64 parent_id, const int64 *delta);

@@ -8,10 +8,11 @@
  * Why.  A transaction that updates a parent row holds its lock until it
  * commits.  If every child change updated its parent, workers finishing
  * children of one parent would run one at a time, each waiting for the
- * previous one's commit.  Instead the rollup takes the parent's row lock
- * with SKIP LOCKED: when it gets it, it folds its own difference and every
- * waiting one at once; when another transaction holds it, it appends its
- * difference to batch_job_deltas and goes on without waiting.
+ * previous one's commit.  Instead the rollup tries to take the right to fold
+ * into the parent (lock_parent_for_fold, which never waits): when it gets
+ * it, it folds its own difference and every waiting one at once; when
+ * another transaction holds it, it appends its difference to
+ * batch_job_deltas and goes on without waiting.
  *
  * Liveness.  A deferred difference must still be folded when no further
  * child change comes.  So a transaction that deferred one makes sure, just
@@ -25,10 +26,11 @@
  * more: a transaction that saw the old folder alive is one of those, and
  * one that did not will start the next folder.
  *
- * Deadlocks.  Rollups never wait for a parent's lock, so parents cannot be
- * part of a lock cycle between workers, whatever the nesting.  Only the
- * explicit repair paths (batchjob_fold(parent), batchjob_refresh_parent)
- * wait, for one parent at a time.
+ * Deadlocks.  Rollups never wait for the right to fold, so parents cannot
+ * be part of a lock cycle between workers, whatever the nesting.  Only the
+ * explicit paths that change a parent as a whole (batchjob_fold(parent),
+ * batchjob_refresh_parent, batchjob_split, batchjob_create_child) wait, for
+ * one parent at a time, and they take the right to fold before the row.
  *
  *-------------------------------------------------------------------------
  */
@@ -73,6 +75,32 @@ folder_locktag(LOCKTAG *tag, Oid dbid)
 }
 
 /*
+ * The right to fold into a parent: a transaction-level advisory lock on the
+ * parent's id, in a key space of its own (the fourth field is 3; the SQL
+ * advisory lock functions use 1 and 2), so it never meets the
+ * application's advisory locks.
+ *
+ * Why not SKIP LOCKED on the parent's row?  Locking a row whose newest
+ * version a concurrent transaction is writing makes PostgreSQL follow the
+ * update chain, and that can wait (and deadlock, two folds each waiting for
+ * the other) even under SKIP LOCKED.  A try-lock on a lock manager object
+ * never waits.  Whoever holds it takes the row lock afterwards, and every
+ * path that locks a parent row for writing takes this lock first, so a
+ * holder waits for the row only behind a transaction that does not fold
+ * (a plain UPDATE of the parent row), which never waits for a fold.
+ */
+bool
+lock_parent_for_fold(int64 parent_id, bool wait)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (((uint64) parent_id) >> 32),
+						 (uint32) parent_id, 3);
+	return LockAcquire(&tag, ExclusiveLock, false, !wait) !=
+		LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
  * Folds delta (and every waiting difference) into parent_id.  Returns false
  * when, without wait, another transaction holds the parent: nothing was
  * done.  True otherwise, also when the parent no longer exists.  Raises
@@ -92,10 +120,27 @@ fold_parent(Oid nspid, bool v11, int64 parent_id, const int64 *delta,
 	for (i = 0; i < FOLD_NVALUES; i++)
 		values[1 + i] = Int64GetDatum(delta ? delta[i] : 0);
 
+	if (!lock_parent_for_fold(parent_id, wait))
+	{
+		/* another transaction is folding into it: check, then defer */
+		job_run_plan(job_plan(PLAN_PARENT_KIND, nspid), values, NULL, false,
+					 SPI_OK_SELECT, "reading the parent");
+		if (SPI_processed == 0)
+			return true;		/* gone, its children with it */
+		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+										SPI_tuptable->tupdesc, 1, &isnull)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("job " INT64_FORMAT " is not a parent job", parent_id),
+					 errdetail("A job's parent_job_id must name a job whose is_parent is true.")));
+		return false;
+	}
+
 	/*
-	 * Waiting for the lock inside the fold statement would leave it with a
-	 * snapshot from before the wait, blind to differences committed
-	 * meanwhile; so take the lock first, and fold with a fresh snapshot.
+	 * A fold that waited for its locks inside the fold statement would keep
+	 * a snapshot from before the wait, blind to differences committed
+	 * meanwhile: lock the row first, then fold with a fresh snapshot.  (The
+	 * rollup's own case waits only behind a plain UPDATE of the parent.)
 	 */
 	if (wait)
 	{
@@ -105,32 +150,13 @@ fold_parent(Oid nspid, bool v11, int64 parent_id, const int64 *delta,
 			return true;
 	}
 
-	if (wait)
-		which = v11 ? PLAN_FOLD_WAIT_V11 : PLAN_FOLD_WAIT;
-	else
-		which = v11 ? PLAN_ROLLUP_APPLY_V11 : PLAN_ROLLUP_APPLY;
+	which = v11 ? PLAN_ROLLUP_APPLY_V11 : PLAN_ROLLUP_APPLY;
 	rc = SPI_execute_plan(job_plan(which, nspid), values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "rollup of parent job " INT64_FORMAT " failed: %s",
 			 parent_id, SPI_result_code_string(rc));
-
 	if (SPI_processed == 0)
-	{
-		/* locked by another transaction, or gone */
-		job_run_plan(job_plan(PLAN_PARENT_KIND, nspid), values, NULL, false,
-					 SPI_OK_SELECT, "reading the parent");
-		if (SPI_processed == 0)
-			return true;
-		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-										SPI_tuptable->tupdesc, 1, &isnull)))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("job " INT64_FORMAT " is not a parent job", parent_id),
-					 errdetail("A job's parent_job_id must name a job whose is_parent is true.")));
-		if (wait)
-			return true;		/* deleted and recreated under us: nothing to do */
-		return false;
-	}
+		return true;			/* gone, its children with it */
 
 	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 									SPI_tuptable->tupdesc, 1, &isnull)))

@@ -47,6 +47,7 @@
 
 PG_FUNCTION_INFO_V1(batchjob_guard);
 PG_FUNCTION_INFO_V1(batchjob_rollup);
+PG_FUNCTION_INFO_V1(batchjob_truncate);
 
 /* the lease a job gets when it becomes PROCESSING without one: 5 minutes */
 static const Interval default_lease = {.time = 5 * USECS_PER_MINUTE};
@@ -620,5 +621,42 @@ batchjob_rollup(PG_FUNCTION_ARGS)
 
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * AFTER TRUNCATE, FOR EACH STATEMENT.  TRUNCATE fires no row triggers, so
+ * nothing rolls up; but differences waiting in batch_job_deltas would be
+ * folded into whatever parent reuses their ids (TRUNCATE ... RESTART
+ * IDENTITY).  TRUNCATE's exclusive lock has waited out every transaction
+ * that could still be adding one, so dropping them all is exact.
+ */
+Datum
+batchjob_truncate(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	int			rc;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("batchjob_truncate() was not called by the trigger manager")));
+	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("batchjob_truncate() must be fired AFTER TRUNCATE")));
+	check_fired_by_batch_jobs(fcinfo, trigdata->tg_relation, "batchjob_truncate");
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_plan(job_plan(PLAN_DROP_ALL_DELTAS,
+								   RelationGetNamespace(trigdata->tg_relation)),
+						  NULL, NULL, false, 0);
+	if (rc != SPI_OK_DELETE)
+		elog(ERROR, "dropping waiting differences failed: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
 	return PointerGetDatum(NULL);
 }

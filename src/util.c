@@ -65,17 +65,15 @@ typedef struct PlanSpec
 /*
  * Folds a statement's difference ($2..$10) for parent $1, and every
  * difference waiting in batch_job_deltas for it, into the parent's row in
- * one statement.  With SKIP LOCKED, nothing happens when another
- * transaction holds the parent's row: the caller then records its
- * difference instead of waiting.  The DELETE and the UPDATE share one
- * snapshot, so a difference is folded exactly once.  A parent without
- * children keeps figures of its own (a total given at creation); its first
- * children replace them rather than add to them, which is also what
- * batchjob_refresh_parent computes.
+ * one statement.  The caller holds the right to fold (src/fold.c).  The
+ * DELETE and the UPDATE share one snapshot, so a difference is folded
+ * exactly once.  A parent without children keeps figures of its own (a
+ * total given at creation); its first children replace them rather than add
+ * to them, which is also what batchjob_refresh_parent computes.
  */
-#define FOLD_SQL(lock_option, returning) \
+#define FOLD_SQL(returning) \
 	"WITH l AS (SELECT job_id FROM %1$s WHERE job_id = $1" \
-	"  FOR NO KEY UPDATE" lock_option ")," \
+	"  FOR NO KEY UPDATE)," \
 	" d AS (DELETE FROM %2$s WHERE parent_job_id = $1" \
 	"  AND EXISTS (SELECT FROM l) RETURNING *)," \
 	" s AS (SELECT $2 + coalesce(sum(child_pending), 0)::int8 AS pending," \
@@ -119,7 +117,7 @@ typedef struct PlanSpec
 
 static const PlanSpec plan_specs[PLAN_COUNT] = {
 	[PLAN_ROLLUP_APPLY] = {
-		FOLD_SQL(" SKIP LOCKED", "false"), 10, FOLD_ARGTYPES
+		FOLD_SQL("false"), 10, FOLD_ARGTYPES
 	},
 	[PLAN_INSERT_PARENT] = {
 		"INSERT INTO %1$s"
@@ -225,13 +223,7 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 		0, {InvalidOid}
 	},
 	[PLAN_ROLLUP_APPLY_V11] = {
-		FOLD_SQL(" SKIP LOCKED", FAIL_FAST_PENDING), 10, FOLD_ARGTYPES
-	},
-	[PLAN_FOLD_WAIT] = {
-		FOLD_SQL("", "false"), 10, FOLD_ARGTYPES
-	},
-	[PLAN_FOLD_WAIT_V11] = {
-		FOLD_SQL("", FAIL_FAST_PENDING), 10, FOLD_ARGTYPES
+		FOLD_SQL(FAIL_FAST_PENDING), 10, FOLD_ARGTYPES
 	},
 	[PLAN_PARENT_KIND] = {
 		"SELECT is_parent FROM %1$s WHERE job_id = $1",
@@ -243,6 +235,10 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 		" processed_records, success_count, error_count)"
 		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
 		10, FOLD_ARGTYPES
+	},
+	[PLAN_DROP_ALL_DELTAS] = {
+		"DELETE FROM %2$s",
+		0, {InvalidOid}
 	},
 	[PLAN_PENDING_PARENTS] = {
 		"SELECT DISTINCT parent_job_id FROM %2$s ORDER BY 1 LIMIT 256",
@@ -445,8 +441,10 @@ job_run_plan(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only,
 /*
  * Reads the job a parent_job_id argument names and checks that it is a
  * parent: 23503 when there is no such job, 22023 when it is not a parent.
- * With lock, the parent's row is locked FOR NO KEY UPDATE, which serializes
- * callers that are about to change its set of children.  Leaves the row in
+ * With lock, the caller takes the right to fold into the parent and then
+ * its row lock (FOR NO KEY UPDATE), waiting for both; this serializes
+ * callers that are about to change its set of children, and keeps workers
+ * that find the parent busy from waiting behind them.  Leaves the row in
  * SPI_tuptable (plan PLAN_PARENT_INFO or PLAN_LOCK_PARENT).
  */
 void
@@ -455,6 +453,8 @@ job_fetch_parent(Oid nspid, int64 parent_id, bool lock, bool read_only)
 	Datum		values[1] = {Int64GetDatum(parent_id)};
 	bool		isnull;
 
+	if (lock)
+		(void) lock_parent_for_fold(parent_id, true);
 	job_run_plan(job_plan(lock ? PLAN_LOCK_PARENT : PLAN_PARENT_INFO, nspid),
 			 values, NULL, read_only, SPI_OK_SELECT, "reading the parent");
 	if (SPI_processed == 0)

@@ -27,7 +27,7 @@ set -uo pipefail
 
 DB=${BJ_UPGRADE_DB:-bj_life_upgrade_$$}
 FRESH=${DB}_fresh
-PLAN=35
+PLAN=36
 work=$(mktemp -d /tmp/batchjob-upgrade.XXXXXX)
 n=0
 failed=0
@@ -225,10 +225,13 @@ step upgrade <<-SQL
 	SELECT 'version=' || extversion FROM pg_extension WHERE extname = 'batchjob';
 	SELECT 'after_filenode=' || pg_relation_filenode('batch_jobs');
 	$(rows10 after)
-	SELECT 'defaults=' || count(*) FILTER (WHERE locked_by IS NULL AND locked_until IS NULL
+	SELECT 'defaults=' || count(*) FILTER (WHERE locked_by IS NULL
+	                                         AND (locked_until IS NULL) <> (status = 'PROCESSING' AND NOT is_parent)
 	                                         AND attempts = 0 AND max_attempts = 3
 	                                         AND on_child_failure = 'continue')
 	       || '/' || count(*) FROM batch_jobs;
+	SELECT 'leases=' || count(*) FILTER (WHERE locked_until BETWEEN clock_timestamp() + interval '4 minutes' AND clock_timestamp() + interval '5 minutes')
+	       || '/' || count(*) FROM batch_jobs WHERE status = 'PROCESSING' AND NOT is_parent;
 	SELECT 'run_at=' || count(DISTINCT run_at) || ',' || bool_and(run_at IS NOT NULL)
 	  FROM batch_jobs;
 	SELECT 'run_at_value=' || min(run_at) FROM batch_jobs;
@@ -250,7 +253,10 @@ is "$(get upgrade after_sum)" "$(get upgrade before_sum)" \
 	        <(grep '^after_row=' "$work/upgrade.out" | cut -d= -f2-))"
 is "$(get upgrade after_sum | sed 's/.* rows //')" "16" "no row is lost or added (16 rows)"
 is "$(get upgrade defaults)" "16/16" \
-	"old rows get the defaults: no lease, attempts 0, max_attempts 3, on_child_failure continue"
+	"old rows get the defaults: no worker, a lease only if PROCESSING, attempts 0, max_attempts 3, on_child_failure continue"
+leases=$(get upgrade leases)
+is "${leases%/*}/${leases#*/}" "${leases#*/}/${leases#*/}" \
+	"every leaf left PROCESSING by 1.0 ($leases) gets a 5-minute lease, so batchjob_reap() can take it back"
 RUN_AT=$(get upgrade run_at_value)
 is "$(get upgrade run_at)" "1,true" "old rows share one run_at, the time of the upgrade"
 is "$(q -d "$DB" -c "SELECT '$RUN_AT'::timestamptz BETWEEN
@@ -316,7 +322,7 @@ SQL
 is "$(get work p1_sums)" "50,47,3" \
 	"batchjob_progress on the claimed 1.0 child rolls up to the 1.0 parent (40 -> 50 records)" "$(why work)"
 is "$(get work c4)" "COMPLETED" "batchjob_complete completes the claimed 1.0 child"
-is "$(get work c1)" "COMPLETED,true" "batchjob_complete also completes a child left PROCESSING by 1.0 (it has no lease)"
+is "$(get work c1)" "COMPLETED,true" "batchjob_complete also completes a child left PROCESSING by 1.0"
 is "$(get work p1_done)" "COMPLETED,1 out of 4 batch jobs failed,true" \
 	"the 1.0 parent finishes a partial success"
 is "$(get work retried)" "PENDING,0" "batchjob_retry puts the child FAILED under 1.0 back to PENDING"
