@@ -389,6 +389,143 @@ COMMENT ON FUNCTION @extschema@.batchjob_retry(bigint) IS
 COMMENT ON FUNCTION @extschema@.batchjob_cancel(bigint) IS
     'cancels an unfinished job, or every unfinished descendant of a parent; returns how many changed';
 
+/*
+ * Least privilege.  Workers and submitters read jobs with plain SELECT but
+ * change them only through the functions, so those functions run as the
+ * extension's owner (SECURITY DEFINER, search_path pinned, every statement
+ * schema-qualified in C with parameters only).  So do the triggers, so that
+ * the rollup can write parents and batch_job_deltas whoever changed a
+ * child.  The operator hands out access with batchjob_grant().
+ */
+ALTER FUNCTION @extschema@.batchjob_rollup() SECURITY DEFINER;
+ALTER FUNCTION @extschema@.batchjob_truncate() SECURITY DEFINER;
+ALTER FUNCTION @extschema@.batchjob_create_child(bigint, integer, bigint, integer, jsonb, integer) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.batchjob_split(bigint, bigint, integer) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.batchjob_children(bigint) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.batchjob_child_counts(bigint) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.batchjob_next_pending() SECURITY DEFINER;
+ALTER FUNCTION @extschema@.batchjob_create_parent(jsonb, text, integer, bigint, text, bigint) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.batchjob_claim(text, integer, interval) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.batchjob_heartbeat(bigint, text, interval) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.batchjob_progress(bigint, bigint, bigint, bigint, text) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.batchjob_complete(bigint, text) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.batchjob_fail(bigint, text, boolean, text) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.batchjob_complete(bigint[]) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.batchjob_fail(bigint[], text, boolean) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.batchjob_retry(bigint) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.batchjob_cancel(bigint) SECURITY DEFINER;
+
+/*
+ * batchjob_grant(role, level): worker, submitter or admin access for a role
+ * the operator created.  Objects are found through the catalog and named
+ * with regprocedure and %I, never by pasting the schema name into SQL.
+ */
+CREATE FUNCTION @extschema@.batchjob_grant(role regrole, level text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nsp text;
+    fn regprocedure;
+    wanted text[];
+BEGIN
+    IF role IS NULL OR level IS NULL THEN
+        RAISE EXCEPTION 'role and level must not be null' USING ERRCODE = '22004';
+    END IF;
+    wanted := CASE level
+        WHEN 'worker' THEN ARRAY['batchjob_children', 'batchjob_child_counts',
+            'batchjob_next_pending', 'batchjob_claim', 'batchjob_heartbeat',
+            'batchjob_progress', 'batchjob_complete', 'batchjob_fail']
+        WHEN 'submitter' THEN ARRAY['batchjob_children', 'batchjob_child_counts',
+            'batchjob_next_pending', 'batchjob_create_parent',
+            'batchjob_create_child', 'batchjob_split', 'batchjob_cancel',
+            'batchjob_retry']
+        WHEN 'admin' THEN NULL
+        ELSE ARRAY[]::text[] END;
+    IF wanted IS NOT NULL AND pg_catalog.cardinality(wanted) OPERATOR(pg_catalog.=) 0 THEN
+        RAISE EXCEPTION 'unknown access level "%"', level
+            USING ERRCODE = '22023', HINT = 'Use worker, submitter or admin.';
+    END IF;
+
+    SELECT n.nspname INTO nsp
+      FROM pg_catalog.pg_extension e
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+     WHERE e.extname OPERATOR(pg_catalog.=) 'batchjob';
+
+    EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO %s', nsp, role);
+    EXECUTE pg_catalog.format('GRANT SELECT ON %I.batch_jobs, %I.batch_job_progress TO %s',
+                              nsp, nsp, role);
+    FOR fn IN
+        SELECT p.oid::pg_catalog.regprocedure
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+           AND d.refobjid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
+                                                   WHERE e.extname OPERATOR(pg_catalog.=) 'batchjob')
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'
+           AND p.prorettype OPERATOR(pg_catalog.<>) 'pg_catalog.trigger'::pg_catalog.regtype
+           AND (wanted IS NULL OR p.proname OPERATOR(pg_catalog.=) ANY (wanted))
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', fn, role);
+    END LOOP;
+
+    IF level OPERATOR(pg_catalog.=) 'admin' THEN
+        EXECUTE pg_catalog.format(
+            'GRANT ALL ON TABLE %I.batch_jobs, %I.batch_job_deltas, %I.batch_job_progress TO %s',
+            nsp, nsp, nsp, role);
+        EXECUTE pg_catalog.format('GRANT ALL ON SEQUENCE %I.batch_jobs_job_id_seq TO %s',
+                                  nsp, role);
+    END IF;
+END;
+$$;
+
+/* batchjob_revoke(role): takes back whatever batchjob_grant gave the role. */
+CREATE FUNCTION @extschema@.batchjob_revoke(role regrole)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nsp text;
+    fn regprocedure;
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT n.nspname INTO nsp
+      FROM pg_catalog.pg_extension e
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+     WHERE e.extname OPERATOR(pg_catalog.=) 'batchjob';
+
+    FOR fn IN
+        SELECT p.oid::pg_catalog.regprocedure
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+           AND d.refobjid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
+                                                   WHERE e.extname OPERATOR(pg_catalog.=) 'batchjob')
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %s', fn, role);
+    END LOOP;
+    EXECUTE pg_catalog.format(
+        'REVOKE ALL ON TABLE %I.batch_jobs, %I.batch_job_deltas, %I.batch_job_progress FROM %s',
+        nsp, nsp, nsp, role);
+    EXECUTE pg_catalog.format('REVOKE ALL ON SEQUENCE %I.batch_jobs_job_id_seq FROM %s',
+                              nsp, role);
+END;
+$$;
+
+COMMENT ON FUNCTION @extschema@.batchjob_grant(regrole, text) IS
+    'gives a role worker, submitter or admin access to batchjob';
+COMMENT ON FUNCTION @extschema@.batchjob_revoke(regrole) IS
+    'takes back every batchjob access a role was given';
+REVOKE ALL ON FUNCTION @extschema@.batchjob_grant(regrole, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.batchjob_revoke(regrole) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION @extschema@.batchjob_create_parent(jsonb, text, integer, bigint, text, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.batchjob_claim(text, integer, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.batchjob_heartbeat(bigint, text, interval) FROM PUBLIC;
