@@ -146,6 +146,48 @@ LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp;
 
 /*
+ * Tenant isolation (src/tenant.c).  With batchjob.tenant_isolation on, a
+ * role that is not an admin sees and changes only the jobs of the tenants
+ * it acts for: itself, and for a worker the tenants listed here (a worker
+ * without a row here acts only for itself; one whose tenants is NULL serves
+ * every tenant).
+ */
+CREATE TABLE @extschema@.batch_job_workers (
+    worker  regrole PRIMARY KEY,
+    tenants text[]
+);
+
+COMMENT ON TABLE @extschema@.batch_job_workers IS
+    'the tenants each worker serves under batchjob.tenant_isolation (NULL: every tenant); kept by batchjob_grant';
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.batch_job_workers', '');
+REVOKE ALL ON TABLE @extschema@.batch_job_workers FROM PUBLIC;
+
+-- SECURITY DEFINER to read batch_job_workers; it judges the calling role
+CREATE FUNCTION @extschema@.batchjob_tenant_visible(created_by text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'batchjob_tenant_visible'
+LANGUAGE C STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION @extschema@.batchjob_tenant_visible(text) IS
+    'whether the current role may see jobs of this tenant (the row-level security policy on batch_jobs)';
+
+-- every role that can read batch_jobs evaluates the policy, so every role
+-- may call it; it only tells a role about its own reach
+GRANT EXECUTE ON FUNCTION @extschema@.batchjob_tenant_visible(text) TO PUBLIC;
+
+ALTER TABLE @extschema@.batch_jobs ENABLE ROW LEVEL SECURITY;
+-- the setting is tested first, so the policy costs next to nothing when off
+CREATE POLICY batch_jobs_tenant ON @extschema@.batch_jobs
+    USING (COALESCE(pg_catalog.current_setting('batchjob.tenant_isolation', true), 'off')
+               OPERATOR(pg_catalog.=) 'off'
+           OR @extschema@.batchjob_tenant_visible(created_by))
+    WITH CHECK (COALESCE(pg_catalog.current_setting('batchjob.tenant_isolation', true), 'off')
+                    OPERATOR(pg_catalog.=) 'off'
+                OR @extschema@.batchjob_tenant_visible(created_by));
+
+/*
  * One row per parent.  Rates are measured from started_at to completed_at,
  * or to now() while the parent runs; the estimate assumes that rate holds.
  */
@@ -218,7 +260,12 @@ SELECT j.job_id,
                    COALESCE(pg_catalog.sum(x.processed_records), 0)::pg_catalog.int8 AS processed
               FROM @extschema@.batch_job_deltas x
              WHERE x.parent_job_id OPERATOR(pg_catalog.=) p.job_id) d
-       WHERE p.is_parent) j
+       WHERE p.is_parent
+         -- the view reads the table as its owner, whom row-level security
+         -- passes over: apply the tenant policy here
+         AND (COALESCE(pg_catalog.current_setting('batchjob.tenant_isolation', true), 'off')
+                  OPERATOR(pg_catalog.=) 'off'
+              OR @extschema@.batchjob_tenant_visible(p.created_by))) j
   CROSS JOIN LATERAL (
       SELECT CASE WHEN j.started_at IS NOT NULL
                        AND j.processed_records OPERATOR(pg_catalog.>) 0
@@ -415,12 +462,16 @@ ALTER FUNCTION @extschema@.batchjob_fail(bigint[], text, boolean) SECURITY DEFIN
 ALTER FUNCTION @extschema@.batchjob_retry(bigint) SECURITY DEFINER;
 ALTER FUNCTION @extschema@.batchjob_cancel(bigint) SECURITY DEFINER;
 
+
 /*
- * batchjob_grant(role, level): worker, submitter or admin access for a role
- * the operator created.  Objects are found through the catalog and named
- * with regprocedure and %I, never by pasting the schema name into SQL.
+ * batchjob_grant(role, level, tenants): worker, submitter or admin access
+ * for a role the operator created; for a worker, the tenants it serves
+ * under tenant isolation (NULL: every tenant).  Objects are found through
+ * the catalog and named with regprocedure and %I, never by pasting the
+ * schema name into SQL.
  */
-CREATE FUNCTION @extschema@.batchjob_grant(role regrole, level text)
+CREATE FUNCTION @extschema@.batchjob_grant(role regrole, level text,
+                                           tenants text[] DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -447,6 +498,10 @@ BEGIN
         RAISE EXCEPTION 'unknown access level "%"', level
             USING ERRCODE = '22023', HINT = 'Use worker, submitter or admin.';
     END IF;
+    IF tenants IS NOT NULL AND level OPERATOR(pg_catalog.<>) 'worker' THEN
+        RAISE EXCEPTION 'only a worker serves a list of tenants'
+            USING ERRCODE = '22023';
+    END IF;
 
     SELECT n.nspname INTO nsp
       FROM pg_catalog.pg_extension e
@@ -466,15 +521,23 @@ BEGIN
                                                    WHERE e.extname OPERATOR(pg_catalog.=) 'batchjob')
            AND d.deptype OPERATOR(pg_catalog.=) 'e'
            AND p.prorettype OPERATOR(pg_catalog.<>) 'pg_catalog.trigger'::pg_catalog.regtype
+           AND p.proname OPERATOR(pg_catalog.<>) 'batchjob_tenant_visible'
            AND (wanted IS NULL OR p.proname OPERATOR(pg_catalog.=) ANY (wanted))
     LOOP
         EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', fn, role);
     END LOOP;
 
+    IF level OPERATOR(pg_catalog.=) 'worker' THEN
+        EXECUTE pg_catalog.format(
+            'INSERT INTO %I.batch_job_workers AS w (worker, tenants) VALUES ($1, $2)'
+            ' ON CONFLICT (worker) DO UPDATE SET tenants = EXCLUDED.tenants', nsp)
+            USING role, tenants;
+    END IF;
+
     IF level OPERATOR(pg_catalog.=) 'admin' THEN
         EXECUTE pg_catalog.format(
-            'GRANT ALL ON TABLE %I.batch_jobs, %I.batch_job_deltas, %I.batch_job_progress TO %s',
-            nsp, nsp, nsp, role);
+            'GRANT ALL ON TABLE %I.batch_jobs, %I.batch_job_deltas, %I.batch_job_progress,'
+            ' %I.batch_job_workers TO %s', nsp, nsp, nsp, nsp, role);
         EXECUTE pg_catalog.format('GRANT ALL ON SEQUENCE %I.batch_jobs_job_id_seq TO %s',
                                   nsp, role);
     END IF;
@@ -508,22 +571,25 @@ BEGIN
            AND d.refobjid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
                                                    WHERE e.extname OPERATOR(pg_catalog.=) 'batchjob')
            AND d.deptype OPERATOR(pg_catalog.=) 'e'
+           AND p.proname OPERATOR(pg_catalog.<>) 'batchjob_tenant_visible'
     LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %s', fn, role);
     END LOOP;
     EXECUTE pg_catalog.format(
-        'REVOKE ALL ON TABLE %I.batch_jobs, %I.batch_job_deltas, %I.batch_job_progress FROM %s',
-        nsp, nsp, nsp, role);
+        'REVOKE ALL ON TABLE %I.batch_jobs, %I.batch_job_deltas, %I.batch_job_progress,'
+        ' %I.batch_job_workers FROM %s', nsp, nsp, nsp, nsp, role);
+    EXECUTE pg_catalog.format('DELETE FROM %I.batch_job_workers WHERE worker OPERATOR(pg_catalog.=) $1', nsp)
+        USING role;
     EXECUTE pg_catalog.format('REVOKE ALL ON SEQUENCE %I.batch_jobs_job_id_seq FROM %s',
                               nsp, role);
 END;
 $$;
 
-COMMENT ON FUNCTION @extschema@.batchjob_grant(regrole, text) IS
-    'gives a role worker, submitter or admin access to batchjob';
+COMMENT ON FUNCTION @extschema@.batchjob_grant(regrole, text, text[]) IS
+    'gives a role worker, submitter or admin access to batchjob; a worker may be given the tenants it serves';
 COMMENT ON FUNCTION @extschema@.batchjob_revoke(regrole) IS
     'takes back every batchjob access a role was given';
-REVOKE ALL ON FUNCTION @extschema@.batchjob_grant(regrole, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.batchjob_grant(regrole, text, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.batchjob_revoke(regrole) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@.batchjob_create_parent(jsonb, text, integer, bigint, text, bigint) FROM PUBLIC;

@@ -18,6 +18,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
@@ -40,6 +41,7 @@ _PG_init(void)
 {
 	batchjob_init_caches();
 	batchjob_init_fold();
+	batchjob_define_gucs();
 }
 
 /*
@@ -95,8 +97,13 @@ batchjob_create_parent(PG_FUNCTION_ARGS)
 	}
 
 	job_spi_connect();
+	if (v11)
+		check_created_by(nspid, PG_GETARG_TEXT_PP(1));
 	if (v11 && !PG_ARGISNULL(5))
+	{
+		check_job_tenant(nspid, PG_GETARG_INT64(5));
 		job_fetch_parent(nspid, PG_GETARG_INT64(5), false, false);
+	}
 	job_run_plan(job_plan(v11 ? PLAN_INSERT_PARENT_V11 : PLAN_INSERT_PARENT, nspid),
 			 values, nulls, false, SPI_OK_INSERT_RETURNING, "creating a parent");
 	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
@@ -159,6 +166,7 @@ batchjob_create_child(PG_FUNCTION_ARGS)
 	 * it found the parent busy and deferred).
 	 */
 	job_spi_connect();
+	check_job_tenant(nspid, parent_id);
 	job_fetch_parent(nspid, parent_id, true, false);
 	job_fetch_parent(nspid, parent_id, false, false);
 	parent = SPI_tuptable->vals[0];
@@ -241,6 +249,7 @@ batchjob_split(PG_FUNCTION_ARGS)
 				 errhint("Use a larger batch_size.")));
 
 	job_spi_connect();
+	check_job_tenant(nspid, parent_id);
 	job_fetch_parent(nspid, parent_id, true, false);
 
 	values[0] = Int64GetDatum(parent_id);
@@ -278,6 +287,7 @@ batchjob_children(PG_FUNCTION_ARGS)
 	values[0] = PG_GETARG_DATUM(0);
 
 	job_spi_connect();
+	check_job_tenant(nspid, PG_GETARG_INT64(0));
 	job_fetch_parent(nspid, PG_GETARG_INT64(0), false, true);
 	job_stream_plan(fcinfo, job_plan(PLAN_CHILDREN, nspid), values, NULL, true);
 	job_spi_finish();
@@ -304,6 +314,7 @@ batchjob_child_counts(PG_FUNCTION_ARGS)
 	desc = BlessTupleDesc(desc);
 
 	job_spi_connect();
+	check_job_tenant(job_function_namespace(fcinfo), PG_GETARG_INT64(0));
 	job_fetch_parent(job_function_namespace(fcinfo), PG_GETARG_INT64(0), false,
 				 true);
 	for (i = 0; i < JOB_NSTATUS; i++)
@@ -351,6 +362,7 @@ batchjob_refresh_parent(PG_FUNCTION_ARGS)
 	values[0] = PG_GETARG_DATUM(0);
 
 	job_spi_connect();
+	check_job_tenant(nspid, PG_GETARG_INT64(0));
 	job_fetch_parent(nspid, PG_GETARG_INT64(0), true, false);
 
 	job_run_plan(job_plan(PLAN_CHILD_AGGREGATES, nspid), values, NULL, false,
@@ -393,11 +405,23 @@ batchjob_next_pending(PG_FUNCTION_ARGS)
 	Datum		result;
 
 	Oid			nspid = job_function_namespace(fcinfo);
+	Datum		values[1];
+	char		nulls[1] = {' '};
+	bool		unrestricted;
 
 	job_spi_connect();
-	job_run_plan(job_plan(job_schema_is_v11(nspid) ? PLAN_NEXT_PENDING_V11 :
-					  PLAN_NEXT_PENDING, nspid),
-			 NULL, NULL, true, SPI_OK_SELECT, "finding the next job");
+	if (job_schema_is_v11(nspid))
+	{
+		/* only the jobs of the tenants the caller acts for */
+		values[0] = tenant_scope_datum(nspid, GetOuterUserId(), &unrestricted);
+		if (unrestricted)
+			nulls[0] = 'n';
+		job_run_plan(job_plan(PLAN_NEXT_PENDING_V11, nspid), values, nulls,
+					 true, SPI_OK_SELECT, "finding the next job");
+	}
+	else
+		job_run_plan(job_plan(PLAN_NEXT_PENDING, nspid), NULL, NULL, true,
+					 SPI_OK_SELECT, "finding the next job");
 	if (SPI_processed == 0)
 	{
 		job_spi_finish();

@@ -99,6 +99,8 @@ typedef enum JobPlan
 	PLAN_CYCLE_CHECK,
 	PLAN_JOB_STATE,
 	PLAN_JOB_ROW,
+	PLAN_WORKER_TENANTS,
+	PLAN_FOREIGN_JOB,
 	PLAN_CLAIM,
 	PLAN_HEARTBEAT,
 	PLAN_PROGRESS,
@@ -140,6 +142,13 @@ extern bool lock_parent_for_fold(int64 parent_id, bool wait);
 extern bool fold_parent(Oid nspid, bool v11, int64 parent_id,
 						const int64 *delta, bool wait);
 extern void defer_delta(Oid nspid, int64 parent_id, const int64 *delta);
+
+/* src/tenant.c */
+extern void batchjob_define_gucs(void);
+extern Datum tenant_scope_datum(Oid nspid, Oid roleid, bool *isnull);
+extern void check_job_tenant(Oid nspid, int64 job_id);
+extern void check_jobs_tenant(Oid nspid, Datum job_ids);
+extern void check_created_by(Oid nspid, text *created_by);
 
 extern uint64 cancel_descendants(Oid nspid, int64 job_id, bool skip_locked);
 extern char *parent_failure_message(const ChildCounts *counts);

@@ -20,6 +20,7 @@
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -150,6 +151,7 @@ transition_one(FunctionCallInfo fcinfo, JobPlan which, Datum *values,
 	Datum		result;
 
 	job_spi_connect();
+	check_job_tenant(nspid, DatumGetInt64(values[0]));
 	job_run_plan(job_plan(which, nspid), values, nulls, false,
 				 SPI_OK_UPDATE_RETURNING, "changing the job");
 	if (SPI_processed == 0)
@@ -168,7 +170,10 @@ transition_one(FunctionCallInfo fcinfo, JobPlan which, Datum *values,
 Datum
 batchjob_claim(PG_FUNCTION_ARGS)
 {
-	Datum		values[3];
+	Oid			nspid = job_function_namespace(fcinfo);
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	bool		unrestricted;
 
 	job_require_arg(fcinfo, 0, "worker");
 	job_require_arg(fcinfo, 1, "max_jobs");
@@ -182,8 +187,11 @@ batchjob_claim(PG_FUNCTION_ARGS)
 	values[1] = PG_GETARG_DATUM(1);
 	values[2] = PG_GETARG_DATUM(2);
 	job_spi_connect();
-	job_stream_plan(fcinfo, job_plan(PLAN_CLAIM, job_function_namespace(fcinfo)),
-					values, NULL, false);
+	/* only the jobs of the tenants the caller serves (src/tenant.c) */
+	values[3] = tenant_scope_datum(nspid, GetOuterUserId(), &unrestricted);
+	if (unrestricted)
+		nulls[3] = 'n';
+	job_stream_plan(fcinfo, job_plan(PLAN_CLAIM, nspid), values, nulls, false);
 	job_spi_finish();
 	return (Datum) 0;
 }
@@ -207,6 +215,7 @@ batchjob_heartbeat(PG_FUNCTION_ARGS)
 	values[2] = PG_GETARG_DATUM(2);
 
 	job_spi_connect();
+	check_job_tenant(job_function_namespace(fcinfo), PG_GETARG_INT64(0));
 	job_run_plan(job_plan(PLAN_HEARTBEAT, job_function_namespace(fcinfo)),
 				 values, NULL, false, SPI_OK_UPDATE, "extending the lease");
 	extended = SPI_processed > 0;
@@ -319,6 +328,7 @@ transition_many(FunctionCallInfo fcinfo, JobPlan which, Datum *values,
 
 	values[0] = PointerGetDatum(array);
 	job_spi_connect();
+	check_jobs_tenant(nspid, values[0]);
 	job_run_plan(job_plan(which, nspid), values, nulls, false,
 				 SPI_OK_UPDATE_RETURNING, "changing the jobs");
 	ndone = SPI_processed;
@@ -412,6 +422,7 @@ batchjob_retry(PG_FUNCTION_ARGS)
 	values[0] = PG_GETARG_DATUM(0);
 
 	job_spi_connect();
+	check_job_tenant(nspid, job_id);
 	job_run_plan(job_plan(PLAN_JOB_STATE, nspid), values, NULL, false,
 				 SPI_OK_SELECT, "reading the job");
 	if (SPI_processed == 0)
@@ -463,6 +474,7 @@ batchjob_cancel(PG_FUNCTION_ARGS)
 	values[0] = PG_GETARG_DATUM(0);
 
 	job_spi_connect();
+	check_job_tenant(nspid, job_id);
 	job_run_plan(job_plan(PLAN_JOB_STATE, nspid), values, NULL, false,
 				 SPI_OK_SELECT, "reading the job");
 	if (SPI_processed == 0)

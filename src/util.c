@@ -259,8 +259,9 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 	[PLAN_NEXT_PENDING_V11] = {
 		"SELECT * FROM %1$s WHERE status = 'PENDING' AND NOT is_parent"
 		" AND run_at <= clock_timestamp()"
+		" AND ($1::text[] IS NULL OR created_by = ANY ($1))"
 		" ORDER BY priority DESC, created_at, job_id LIMIT 1",
-		0, {InvalidOid}
+		1, {TEXTARRAYOID}
 	},
 	[PLAN_CYCLE_CHECK] = {
 		/* is $1 among the ancestors of $2 (or $2 itself)? */
@@ -273,6 +274,18 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 	[PLAN_JOB_STATE] = {
 		"SELECT status, is_parent, locked_by FROM %1$s WHERE job_id = $1",
 		1, {INT8OID}
+	},
+	[PLAN_WORKER_TENANTS] = {
+		/* also prepared outside a pinned search_path: operator qualified */
+		"SELECT tenants FROM %3$s WHERE worker OPERATOR(pg_catalog.=) $1",
+		1, {OIDOID}
+	},
+	[PLAN_FOREIGN_JOB] = {
+		/* the first of the jobs $1 whose tenant is not among $2 */
+		"SELECT job_id FROM %1$s WHERE job_id = ANY ($1)"
+		" AND (created_by IS NULL OR NOT created_by = ANY ($2))"
+		" ORDER BY job_id LIMIT 1",
+		2, {INT8ARRAYOID, TEXTARRAYOID}
 	},
 	[PLAN_JOB_ROW] = {
 		"SELECT * FROM %1$s WHERE job_id = $1",
@@ -289,10 +302,11 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 		" WHERE job_id = ANY (ARRAY("
 		"  SELECT job_id FROM %1$s WHERE status = 'PENDING' AND NOT is_parent"
 		"  AND run_at <= clock_timestamp()"
+		"  AND ($4::text[] IS NULL OR created_by = ANY ($4))"
 		"  ORDER BY priority DESC, created_at, job_id LIMIT $2"
 		"  FOR UPDATE SKIP LOCKED))"
 		" AND status = 'PENDING' RETURNING *",
-		3, {TEXTOID, INT4OID, INTERVALOID}
+		4, {TEXTOID, INT4OID, INTERVALOID, TEXTARRAYOID}
 	},
 	[PLAN_HEARTBEAT] = {
 		"UPDATE %1$s SET locked_until = clock_timestamp() + $3"
@@ -571,11 +585,12 @@ job_columns(Relation rel)
 
 /*
  * Fills a statement template: %1$s is the jobs table, %2$s the deltas
- * table, %% a percent sign.  (Not psprintf: it refuses a template that
+ * table, %3$s the workers table, %% a percent sign.  (Not psprintf: it refuses a template that
  * names only its second argument.)
  */
 static char *
-expand_template(const char *template, const char *table, const char *deltas)
+expand_template(const char *template, const char *table, const char *deltas,
+				const char *workers)
 {
 	StringInfoData buf;
 	const char *p;
@@ -591,6 +606,11 @@ expand_template(const char *template, const char *table, const char *deltas)
 		else if (strncmp(p, "%2$s", 4) == 0)
 		{
 			appendStringInfoString(&buf, deltas);
+			p += 3;
+		}
+		else if (strncmp(p, "%3$s", 4) == 0)
+		{
+			appendStringInfoString(&buf, workers);
 			p += 3;
 		}
 		else if (strncmp(p, "%%", 2) == 0)
@@ -639,7 +659,9 @@ job_plan(JobPlan which, Oid nspid)
 			elog(ERROR, "cache lookup failed for namespace %u", nspid);
 		table = quote_qualified_identifier(nspname, "batch_jobs");
 		deltas = quote_qualified_identifier(nspname, "batch_job_deltas");
-		sql = expand_template(spec->sql, table, deltas);
+		sql = expand_template(spec->sql, table, deltas,
+							  quote_qualified_identifier(nspname,
+														 "batch_job_workers"));
 		plan = SPI_prepare(sql, spec->nargs, (Oid *) spec->argtypes);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
