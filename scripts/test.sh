@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # scripts/test.sh - runs every test suite of batchjob against a throwaway
 # cluster: pg_regress (sql/), the isolation tester (specs/), pgTAP (test/),
-# the notification and upgrade scripts, and the multi-client stress test
-# (test/stress/).  Ends with the line
+# the notification and upgrade scripts, the multi-client stress test
+# (test/stress/) and the crash tests (test/t/).  Ends with the line
 # "N passed, N failed" counting every test of every suite; exits non-zero
 # when any failed.
 #
@@ -89,6 +89,20 @@ if [ -x "$BJ_ROOT/test/stress/run.sh" ]; then
 	cat "$out/stress.log"
 	count_tap "$out/stress.log" $rc
 fi
+
+# Crash tests (test/t/*.pl, PostgreSQL::Test::Cluster): each starts servers
+# of its own, so they run as postgres, in a directory postgres owns.
+bj_log "crash tests (TAP)"
+tapdir=$(mktemp -d /tmp/batchjob-tap.XXXXXX)
+chown postgres: "$tapdir"
+set +e
+(cd "$tapdir" && runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" \
+	prove -v "$BJ_ROOT"/test/t/*.pl) >"$out/crash.log" 2>&1
+rc=$?
+set -e
+cat "$out/crash.log"
+count_tap "$out/crash.log" $rc
+if [ $rc -eq 0 ]; then rm -rf "$tapdir"; else bj_log "crash test logs kept in $tapdir/tmp_check/log"; fi
 
 rm -rf "$out"
 echo "$passed passed, $failed failed"

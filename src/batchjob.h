@@ -94,6 +94,7 @@ typedef enum JobPlan
 	PLAN_DEFER_DELTA,
 	PLAN_DROP_ALL_DELTAS,
 	PLAN_PENDING_PARENTS,
+	PLAN_ANY_DELTA,
 	PLAN_DROP_ORPHAN_DELTAS,
 	/* 1.1 only */
 	PLAN_CYCLE_CHECK,
@@ -139,6 +140,7 @@ extern JobStatus derive_parent_status(const ChildCounts *counts,
 #define FOLD_NVALUES (JOB_NSTATUS + 4)
 extern void batchjob_init_fold(void);
 extern bool lock_parent_for_fold(int64 parent_id, bool wait);
+extern void ensure_folder(Oid nspid);
 extern bool fold_parent(Oid nspid, bool v11, int64 parent_id,
 						const int64 *delta, bool wait);
 extern void defer_delta(Oid nspid, int64 parent_id, const int64 *delta);

@@ -198,6 +198,24 @@ defer_delta(Oid nspid, int64 parent_id, const int64 *delta)
  */
 static BackgroundWorkerHandle *last_folder = NULL;
 
+/*
+ * Makes sure differences already waiting get folded even if no new one is
+ * deferred: after a crash or a restart, or a folder that was terminated,
+ * nothing else would start a folder.  Called by the functions workers poll
+ * (claim, reap); costs one look at the usually empty deltas table.  Must be
+ * connected to SPI.
+ */
+void
+ensure_folder(Oid nspid)
+{
+	if (deferred_in_xact)
+		return;
+	job_run_plan(job_plan(PLAN_ANY_DELTA, nspid), NULL, NULL, true,
+				 SPI_OK_SELECT, "looking for waiting differences");
+	if (SPI_processed > 0)
+		deferred_in_xact = true;	/* the pre-commit check does the rest */
+}
+
 static void
 start_folder(Oid dbid)
 {

@@ -192,6 +192,7 @@ batchjob_claim(PG_FUNCTION_ARGS)
 	if (unrestricted)
 		nulls[3] = 'n';
 	job_stream_plan(fcinfo, job_plan(PLAN_CLAIM, nspid), values, nulls, false);
+	ensure_folder(nspid);
 	job_spi_finish();
 	return (Datum) 0;
 }
@@ -397,6 +398,7 @@ batchjob_reap(PG_FUNCTION_ARGS)
 	job_run_plan(job_plan(PLAN_REAP, job_function_namespace(fcinfo)),
 				 NULL, NULL, false, SPI_OK_UPDATE, "reaping expired leases");
 	n = SPI_processed;
+	ensure_folder(job_function_namespace(fcinfo));
 	job_spi_finish();
 	PG_RETURN_INT64((int64) n);
 }

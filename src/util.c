@@ -240,6 +240,10 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 		"DELETE FROM %2$s",
 		0, {InvalidOid}
 	},
+	[PLAN_ANY_DELTA] = {
+		"SELECT FROM %2$s LIMIT 1",
+		0, {InvalidOid}
+	},
 	[PLAN_PENDING_PARENTS] = {
 		"SELECT DISTINCT parent_job_id FROM %2$s ORDER BY 1 LIMIT 256",
 		0, {InvalidOid}
