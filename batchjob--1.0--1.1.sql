@@ -534,10 +534,16 @@ BEGIN
             USING role, tenants;
     END IF;
 
+    /*
+     * Not ALL: TRIGGER (or REFERENCES) on these tables would let an admin
+     * attach code that the SECURITY DEFINER functions then run as the
+     * extension's owner.
+     */
     IF level OPERATOR(pg_catalog.=) 'admin' THEN
         EXECUTE pg_catalog.format(
-            'GRANT ALL ON TABLE %I.batch_jobs, %I.batch_job_deltas, %I.batch_job_progress,'
-            ' %I.batch_job_workers TO %s', nsp, nsp, nsp, nsp, role);
+            'GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON TABLE %I.batch_jobs,'
+            ' %I.batch_job_deltas, %I.batch_job_workers TO %s', nsp, nsp, nsp, role);
+        EXECUTE pg_catalog.format('GRANT SELECT ON %I.batch_job_progress TO %s', nsp, role);
         EXECUTE pg_catalog.format('GRANT ALL ON SEQUENCE %I.batch_jobs_job_id_seq TO %s',
                                   nsp, role);
     END IF;

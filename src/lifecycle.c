@@ -17,6 +17,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -235,11 +236,22 @@ batchjob_progress(PG_FUNCTION_ARGS)
 	Datum		values[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	const char *worker = optional_worker(fcinfo, 4, values, nulls);
+	int64		outcome;
 
 	job_require_arg(fcinfo, 0, "job_id");
 	job_require_arg(fcinfo, 1, "processed");
 	job_require_arg(fcinfo, 2, "succeeded");
 	job_require_arg(fcinfo, 3, "failed");
+	/* negative figures are the table's CHECK constraint's to refuse */
+	if (PG_GETARG_INT64(1) >= 0 && PG_GETARG_INT64(2) >= 0 &&
+		PG_GETARG_INT64(3) >= 0 &&
+		(pg_add_s64_overflow(PG_GETARG_INT64(2), PG_GETARG_INT64(3), &outcome) ||
+		 outcome > PG_GETARG_INT64(1)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("succeeded plus failed (" INT64_FORMAT " + " INT64_FORMAT ") exceeds processed (" INT64_FORMAT ")",
+						PG_GETARG_INT64(2), PG_GETARG_INT64(3),
+						PG_GETARG_INT64(1))));
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);
 	values[2] = PG_GETARG_DATUM(2);

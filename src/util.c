@@ -335,7 +335,8 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 	},
 	[PLAN_FAIL] = {
 		/*
-		 * Backoff before retry n: 2^(n-1) seconds, capped at an hour, times
+		 * Backoff before retry n: 2^(n-1) seconds, capped at 2^12 s (about an
+		 * hour; the exponent is capped before power() can overflow), times
 		 * a random factor in [0.5, 1.5) so that jobs failed together do not
 		 * come back together.
 		 */
@@ -344,7 +345,7 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 		"  THEN 'PENDING' ELSE 'FAILED' END,"
 		" run_at = CASE WHEN $3 AND attempts < max_attempts"
 		"  THEN clock_timestamp() + make_interval(secs =>"
-		"   least(3600.0, power(2.0, greatest(attempts - 1, 0)::float8))"
+		"   least(3600.0, power(2.0, least(greatest(attempts - 1, 0), 12)::float8))"
 		"   * (0.5 + random()))"
 		"  ELSE run_at END"
 		" WHERE job_id = $1 AND status = 'PROCESSING' AND NOT is_parent"
@@ -364,7 +365,7 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 		"  THEN 'PENDING' ELSE 'FAILED' END,"
 		" run_at = CASE WHEN $3 AND attempts < max_attempts"
 		"  THEN clock_timestamp() + make_interval(secs =>"
-		"   least(3600.0, power(2.0, greatest(attempts - 1, 0)::float8))"
+		"   least(3600.0, power(2.0, least(greatest(attempts - 1, 0), 12)::float8))"
 		"   * (0.5 + random()))"
 		"  ELSE run_at END"
 		" WHERE job_id = ANY ($1) AND status = 'PROCESSING' AND NOT is_parent"

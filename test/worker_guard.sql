@@ -1,7 +1,7 @@
 -- test/worker_guard.sql: a worker finishes only jobs it still holds, every
 -- PROCESSING job has a lease, and the progress view matches a fold.
 BEGIN;
-SELECT plan(18);
+SELECT plan(19);
 
 DELETE FROM batch_jobs;
 CREATE TEMP TABLE ids (name text PRIMARY KEY, id bigint NOT NULL);
@@ -29,6 +29,9 @@ SELECT throws_ok(format('SELECT batchjob_fail(%s, %L, true, %L)', pg_temp.jid('C
     '55000', NULL, 'nor fail it');
 SELECT is((SELECT status FROM batch_jobs WHERE job_id = pg_temp.jid('C1')), 'PROCESSING',
     'the refused calls changed nothing');
+SELECT throws_ok(format('SELECT batchjob_progress(%s, 10, 8, 3, %L)', pg_temp.jid('C1'), 'B'),
+    '22023', 'succeeded plus failed (8 + 3) exceeds processed (10)',
+    'a report whose outcomes exceed what was processed is refused');
 SELECT is((batchjob_progress(pg_temp.jid('C1'), 10, 10, 0, 'B')).processed_records, 10::bigint,
     'B reports progress as the holder');
 SELECT is((batchjob_complete(pg_temp.jid('C1'), 'B')).status, 'COMPLETED',
