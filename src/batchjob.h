@@ -73,6 +73,7 @@ typedef struct JobColumns
 typedef enum JobPlan
 {
 	PLAN_ROLLUP_APPLY,
+	PLAN_TAKE_WAITING,
 	PLAN_INSERT_PARENT,
 	PLAN_PARENT_INFO,
 	PLAN_LOCK_PARENT,
@@ -157,6 +158,7 @@ extern char *parent_failure_message(const ChildCounts *counts);
 extern int64 child_counts_total(const ChildCounts *counts);
 extern Datum job_result_datum(FunctionCallInfo fcinfo, HeapTuple tuple,
 							  TupleDesc desc, MemoryContext target);
+extern void job_return_tuptable(FunctionCallInfo fcinfo);
 extern void job_stream_plan(FunctionCallInfo fcinfo, SPIPlanPtr plan,
 							Datum *values, const char *nulls,
 							bool read_only);

@@ -10,9 +10,11 @@
  * children of one parent would run one at a time, each waiting for the
  * previous one's commit.  Instead the rollup tries to take the right to fold
  * into the parent (lock_parent_for_fold, which never waits): when it gets
- * it, it folds its own difference and every waiting one at once; when
- * another transaction holds it, it appends its difference to
- * batch_job_deltas and goes on without waiting.
+ * it, it takes out whatever differences wait for the parent and adds them
+ * and its own to the parent with one plain UPDATE; when another transaction
+ * holds it, it appends its difference to batch_job_deltas and goes on
+ * without waiting.  Uncontended, a change costs an index probe that finds
+ * nothing and one small UPDATE of the parent.
  *
  * Liveness.  A deferred difference must still be folded when no further
  * child change comes.  So a transaction that deferred one makes sure, just
@@ -38,6 +40,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -102,9 +105,10 @@ lock_parent_for_fold(int64 parent_id, bool wait)
 }
 
 /*
- * Folds delta (and every waiting difference) into parent_id.  Returns false
- * when, without wait, another transaction holds the parent: nothing was
- * done.  True otherwise, also when the parent no longer exists.  Raises
+ * With delta (the rollup), adds that difference to parent_id; without
+ * (the folder, batchjob_fold), folds every difference waiting for it.
+ * Returns false when, without wait, another transaction holds the right to
+ * fold: nothing was done.  True otherwise, also when the parent no longer exists.  Raises
  * 22023 when the job is not a parent.  Must be connected to SPI.
  */
 bool
@@ -112,15 +116,14 @@ fold_parent(Oid nspid, bool v11, int64 parent_id, const int64 *delta,
 			bool wait)
 {
 	Datum		values[1 + FOLD_NVALUES];
-	JobPlan		which;
+	int64		sum[FOLD_NVALUES];
 	bool		isnull;
+	bool		any = false;
 	int			rc;
 	int			i;
+	uint64		row;
 
 	values[0] = Int64GetDatum(parent_id);
-	for (i = 0; i < FOLD_NVALUES; i++)
-		values[1 + i] = Int64GetDatum(delta ? delta[i] : 0);
-
 	if (!lock_parent_for_fold(parent_id, wait))
 	{
 		/* another transaction is folding into it: check, then defer */
@@ -138,21 +141,42 @@ fold_parent(Oid nspid, bool v11, int64 parent_id, const int64 *delta,
 	}
 
 	/*
-	 * A fold that waited for its locks inside the fold statement would keep
-	 * a snapshot from before the wait, blind to differences committed
-	 * meanwhile: lock the row first, then fold with a fresh snapshot.  (The
-	 * rollup's own case waits only behind a plain UPDATE of the parent.)
+	 * The statement's own difference plus every one waiting.  Taking the
+	 * waiting ones matters even on the rollup's path: a child's earlier
+	 * change (its claim, say) may wait there, and adding only the later one
+	 * (its completion) would take a counter below zero.
 	 */
-	if (wait)
+	for (i = 0; i < FOLD_NVALUES; i++)
 	{
-		job_run_plan(job_plan(PLAN_LOCK_PARENT, nspid), values, NULL, false,
-					 SPI_OK_SELECT, "locking the parent");
-		if (SPI_processed == 0)
-			return true;
+		sum[i] = delta ? delta[i] : 0;
+		any |= (sum[i] != 0);
 	}
+	job_run_plan(job_plan(PLAN_TAKE_WAITING, nspid), values, NULL, false,
+				 SPI_OK_DELETE_RETURNING, "taking the waiting differences");
+	for (row = 0; row < SPI_processed; row++)
+	{
+		for (i = 0; i < FOLD_NVALUES; i++)
+		{
+			int64		v = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[row],
+														SPI_tuptable->tupdesc,
+														i + 1, &isnull));
 
-	which = v11 ? PLAN_ROLLUP_APPLY_V11 : PLAN_ROLLUP_APPLY;
-	rc = SPI_execute_plan(job_plan(which, nspid), values, NULL, false, 0);
+			if (pg_add_s64_overflow(sum[i], v, &sum[i]))
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("progress of parent job " INT64_FORMAT " is out of range for bigint",
+								parent_id)));
+		}
+		any = true;
+	}
+	if (!any)
+		return true;			/* nothing to fold */
+
+	for (i = 0; i < FOLD_NVALUES; i++)
+		values[1 + i] = Int64GetDatum(sum[i]);
+	rc = SPI_execute_plan(job_plan(v11 ? PLAN_ROLLUP_APPLY_V11 : PLAN_ROLLUP_APPLY,
+								   nspid),
+						  values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "rollup of parent job " INT64_FORMAT " failed: %s",
 			 parent_id, SPI_result_code_string(rc));
@@ -203,14 +227,20 @@ static BackgroundWorkerHandle *last_folder = NULL;
  * Makes sure differences already waiting get folded even if no new one is
  * deferred: after a crash or a restart, or a folder that was terminated,
  * nothing else would start a folder.  Called by the functions workers poll
- * (claim, reap); costs one look at the usually empty deltas table.  Must be
- * connected to SPI.
+ * (claim, reap); costs one look at the usually empty deltas table, at
+ * most once a second.  Must be connected to SPI.
  */
 void
 ensure_folder(Oid nspid)
 {
-	if (deferred_in_xact)
+	static TimestampTz last_look = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	/* once a second per backend is plenty: workers poll all the time */
+	if (deferred_in_xact ||
+		!TimestampDifferenceExceeds(last_look, now, 1000))
 		return;
+	last_look = now;
 	job_run_plan(job_plan(PLAN_ANY_DELTA, nspid), NULL, NULL, true,
 				 SPI_OK_SELECT, "looking for waiting differences");
 	if (SPI_processed > 0)

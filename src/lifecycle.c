@@ -192,7 +192,9 @@ batchjob_claim(PG_FUNCTION_ARGS)
 	values[3] = tenant_scope_datum(nspid, GetOuterUserId(), &unrestricted);
 	if (unrestricted)
 		nulls[3] = 'n';
-	job_stream_plan(fcinfo, job_plan(PLAN_CLAIM, nspid), values, nulls, false);
+	job_run_plan(job_plan(PLAN_CLAIM, nspid), values, nulls, false,
+				 SPI_OK_UPDATE_RETURNING, "claiming jobs");
+	job_return_tuptable(fcinfo);
 	ensure_folder(nspid);
 	job_spi_finish();
 	return (Datum) 0;

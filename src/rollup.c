@@ -585,10 +585,10 @@ batchjob_rollup(PG_FUNCTION_ARGS)
 	ctl.keysize = sizeof(int64);
 	ctl.entrysize = sizeof(ParentDelta);
 	ctl.hcxt = cxt;
-	state.deltas = hash_create("batchjob rollup deltas", 64, &ctl,
+	state.deltas = hash_create("batchjob rollup deltas", 8, &ctl,
 							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	ctl.entrysize = sizeof(OldParent);
-	state.old_parents = hash_create("batchjob rollup old parents", 16, &ctl,
+	state.old_parents = hash_create("batchjob rollup old parents", 8, &ctl,
 									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	state.moved = NIL;
 

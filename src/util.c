@@ -63,44 +63,38 @@ typedef struct PlanSpec
 	" AND status IN ('PENDING', 'PROCESSING')"
 
 /*
- * Folds a statement's difference ($2..$10) for parent $1, and every
- * difference waiting in batch_job_deltas for it, into the parent's row in
- * one statement.  The caller holds the right to fold (src/fold.c).  The
- * DELETE and the UPDATE share one snapshot, so a difference is folded
- * exactly once.  A parent without children keeps figures of its own (a
- * total given at creation); its first children replace them rather than add
- * to them, which is also what batchjob_refresh_parent computes.
+ * Adds a difference to a parent's figures.  A parent without children keeps
+ * figures of its own (a total given at creation); its first children
+ * replace them rather than add to them, which is also what
+ * batchjob_refresh_parent computes.
  */
-#define FOLD_SQL(returning) \
-	"WITH l AS (SELECT job_id FROM %1$s WHERE job_id = $1" \
-	"  FOR NO KEY UPDATE)," \
-	" d AS (DELETE FROM %2$s WHERE parent_job_id = $1" \
-	"  AND EXISTS (SELECT FROM l) RETURNING *)," \
-	" s AS (SELECT $2 + coalesce(sum(child_pending), 0)::int8 AS pending," \
-	"  $3 + coalesce(sum(child_processing), 0)::int8 AS processing," \
-	"  $4 + coalesce(sum(child_completed), 0)::int8 AS completed," \
-	"  $5 + coalesce(sum(child_failed), 0)::int8 AS failed," \
-	"  $6 + coalesce(sum(child_cancelled), 0)::int8 AS cancelled," \
-	"  $7 + coalesce(sum(total_records), 0)::int8 AS total," \
-	"  $8 + coalesce(sum(processed_records), 0)::int8 AS processed," \
-	"  $9 + coalesce(sum(success_count), 0)::int8 AS success," \
-	"  $10 + coalesce(sum(error_count), 0)::int8 AS errors FROM d)" \
-	" UPDATE %1$s t SET" \
-	" child_pending = t.child_pending + s.pending," \
-	" child_processing = t.child_processing + s.processing," \
-	" child_completed = t.child_completed + s.completed," \
-	" child_failed = t.child_failed + s.failed," \
-	" child_cancelled = t.child_cancelled + s.cancelled," \
+#define ADD_FIGURES(pending, processing, completed, failed, cancelled, \
+					total, processed, success, errors) \
+	" child_pending = t.child_pending + " pending "," \
+	" child_processing = t.child_processing + " processing "," \
+	" child_completed = t.child_completed + " completed "," \
+	" child_failed = t.child_failed + " failed "," \
+	" child_cancelled = t.child_cancelled + " cancelled "," \
 	" total_records = CASE WHEN " NO_CHILDREN_YET_T \
-	"  THEN 0 ELSE coalesce(t.total_records, 0) END + s.total," \
+	"  THEN 0 ELSE coalesce(t.total_records, 0) END + " total "," \
 	" processed_records = CASE WHEN " NO_CHILDREN_YET_T \
-	"  THEN 0 ELSE t.processed_records END + s.processed," \
+	"  THEN 0 ELSE t.processed_records END + " processed "," \
 	" success_count = CASE WHEN " NO_CHILDREN_YET_T \
-	"  THEN 0 ELSE t.success_count END + s.success," \
+	"  THEN 0 ELSE t.success_count END + " success "," \
 	" error_count = CASE WHEN " NO_CHILDREN_YET_T \
-	"  THEN 0 ELSE t.error_count END + s.errors" \
-	" FROM l, s WHERE t.job_id = l.job_id" \
-	" RETURNING t.is_parent, " returning
+	"  THEN 0 ELSE t.error_count END + " errors
+
+/*
+ * A fold: a difference ($2..$10) into parent $1, by one plain UPDATE.  The
+ * caller holds the right to fold (src/fold.c), so no other fold runs; the
+ * UPDATE takes the row lock (waiting, at most, behind a plain UPDATE of the
+ * parent).  The difference is the statement's own plus whatever
+ * PLAN_TAKE_WAITING took out of batch_job_deltas just before.
+ */
+#define APPLY_SQL(returning) \
+	"UPDATE %1$s t SET" \
+	ADD_FIGURES("$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10") \
+	" WHERE t.job_id = $1 RETURNING t.is_parent, " returning
 
 #define NO_CHILDREN_YET_T \
 	"t.child_pending + t.child_processing + t.child_completed" \
@@ -117,7 +111,19 @@ typedef struct PlanSpec
 
 static const PlanSpec plan_specs[PLAN_COUNT] = {
 	[PLAN_ROLLUP_APPLY] = {
-		FOLD_SQL("false"), 10, FOLD_ARGTYPES
+		APPLY_SQL("false"), 10, FOLD_ARGTYPES
+	},
+	[PLAN_TAKE_WAITING] = {
+		/*
+		 * The differences waiting for parent $1, taken out to be folded in
+		 * by the same transaction: each is folded exactly once, and those
+		 * committed after this statement's snapshot wait for the next fold.
+		 * An index probe that usually finds nothing.
+		 */
+		"DELETE FROM %2$s WHERE parent_job_id = $1 RETURNING child_pending,"
+		" child_processing, child_completed, child_failed, child_cancelled,"
+		" total_records, processed_records, success_count, error_count",
+		1, {INT8OID}
 	},
 	[PLAN_INSERT_PARENT] = {
 		"INSERT INTO %1$s"
@@ -223,7 +229,7 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 		0, {InvalidOid}
 	},
 	[PLAN_ROLLUP_APPLY_V11] = {
-		FOLD_SQL(FAIL_FAST_PENDING), 10, FOLD_ARGTYPES
+		APPLY_SQL(FAIL_FAST_PENDING), 10, FOLD_ARGTYPES
 	},
 	[PLAN_PARENT_KIND] = {
 		"SELECT is_parent FROM %1$s WHERE job_id = $1",
@@ -667,7 +673,14 @@ job_plan(JobPlan which, Oid nspid)
 		sql = expand_template(spec->sql, table, deltas,
 							  quote_qualified_identifier(nspname,
 														 "batch_job_workers"));
-		plan = SPI_prepare(sql, spec->nargs, (Oid *) spec->argtypes);
+		/*
+		 * Generic plans from the start: the statements look jobs up by key
+		 * or through the partial indexes whatever the values, and a custom
+		 * plan per call (which the claim's LIMIT $2 and optional tenant
+		 * filter would otherwise get) costs more than the statement.
+		 */
+		plan = SPI_prepare_cursor(sql, spec->nargs, (Oid *) spec->argtypes,
+								  CURSOR_OPT_GENERIC_PLAN);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
 				 sql, SPI_result_code_string(SPI_result));
@@ -776,23 +789,17 @@ job_result_datum(FunctionCallInfo fcinfo, HeapTuple tuple, TupleDesc desc,
 }
 
 /*
- * Runs a prepared plan through a cursor and returns its rows as the result
- * of a set-returning function in materialize mode.  Rows go to a tuplestore
- * in per-query memory that spills to disk past work_mem, and are fetched a
- * thousand at a time, so a million-row result never sits in memory at once.
+ * Sets up the result of a set-returning function in materialize mode: a
+ * tuplestore in per-query memory (spilling to disk past work_mem) and the
+ * function's row type.  The caller fills the store.
  */
-void
-job_stream_plan(FunctionCallInfo fcinfo, SPIPlanPtr plan, Datum *values,
-				const char *nulls, bool read_only)
+static Tuplestorestate *
+begin_set_result(FunctionCallInfo fcinfo, TupleDesc *outdesc)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MemoryContext old;
-	MemoryContext batch_cxt;
-	TupleDesc	outdesc;
+	TupleDesc	desc;
 	Tuplestorestate *store;
-	TupleConversionMap *map = NULL;
-	bool		first = true;
-	Portal		portal;
 
 	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
 		(rsinfo->allowedModes & SFRM_Materialize) == 0)
@@ -801,12 +808,63 @@ job_stream_plan(FunctionCallInfo fcinfo, SPIPlanPtr plan, Datum *values,
 				 errmsg("set-valued function called in context that cannot accept a set")));
 
 	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-	if (get_call_result_type(fcinfo, NULL, &outdesc) != TYPEFUNC_COMPOSITE)
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	outdesc = CreateTupleDescCopy(outdesc);
+	desc = CreateTupleDescCopy(desc);
 	store = tuplestore_begin_heap((rsinfo->allowedModes & SFRM_Materialize_Random) != 0,
 								  false, work_mem);
 	MemoryContextSwitchTo(old);
+
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	rsinfo->setDesc = desc;
+	*outdesc = desc;
+	return store;
+}
+
+/*
+ * Returns the rows of the last SPI statement (SPI_tuptable) as the result of
+ * a set-returning function in materialize mode.  For statements whose row
+ * count the caller bounds (a claim of max_jobs); the others stream through
+ * job_stream_plan.
+ */
+void
+job_return_tuptable(FunctionCallInfo fcinfo)
+{
+	TupleDesc	outdesc;
+	Tuplestorestate *store = begin_set_result(fcinfo, &outdesc);
+	TupleConversionMap *map;
+	uint64		i;
+
+	map = convert_tuples_by_position(SPI_tuptable->tupdesc, outdesc,
+									 "batch_jobs row does not match");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+
+		if (map != NULL)
+			tuple = execute_attr_map_tuple(tuple, map);
+		tuplestore_puttuple(store, tuple);
+	}
+}
+
+/*
+ * Runs a prepared plan through a cursor and returns its rows as the result
+ * of a set-returning function in materialize mode, fetched a thousand at a
+ * time into a store that spills to disk, so a million-row result never sits
+ * in memory at once.
+ */
+void
+job_stream_plan(FunctionCallInfo fcinfo, SPIPlanPtr plan, Datum *values,
+				const char *nulls, bool read_only)
+{
+	MemoryContext old;
+	MemoryContext batch_cxt;
+	TupleDesc	outdesc;
+	Tuplestorestate *store = begin_set_result(fcinfo, &outdesc);
+	TupleConversionMap *map = NULL;
+	bool		first = true;
+	Portal		portal;
 
 	batch_cxt = AllocSetContextCreate(CurrentMemoryContext,
 									  "batchjob result batch",
@@ -840,10 +898,6 @@ job_stream_plan(FunctionCallInfo fcinfo, SPIPlanPtr plan, Datum *values,
 	}
 	SPI_cursor_close(portal);
 	MemoryContextDelete(batch_cxt);
-
-	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = store;
-	rsinfo->setDesc = outdesc;
 }
 
 /*
