@@ -12,7 +12,7 @@ REGRESS = core rollup errors
 REGRESS_OPTS = --inputdir=. --load-extension=batchjob
 ISOLATION = rollup_concurrent rollup_lock_order refresh_concurrent \
 	split_concurrent claim_concurrent claim_fail_fast lifecycle_finish_race \
-	lifecycle_cancel_complete lifecycle_reap_heartbeat
+	lifecycle_cancel_complete lifecycle_reap_heartbeat lifecycle_no_deadlock
 ISOLATION_OPTS = --load-extension=batchjob
 
 PG_CPPFLAGS = -I$(srcdir)/src
