@@ -60,12 +60,12 @@ check_lease(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
- * Reads job_id's state for an explanation: P0002 when there is no such job,
- * 22023 when it is a parent (whose status follows its children).  Returns
- * its status.  Must be connected to SPI.
+ * Reads job_id: P0002 when there is no such job.  Returns whether it is a
+ * parent, and its status.  Leaves the row (status, is_parent, locked_by) in
+ * SPI_tuptable.  Must be connected to SPI.
  */
-static JobStatus
-job_state(Oid nspid, int64 job_id)
+static bool
+read_job(Oid nspid, int64 job_id, JobStatus *status)
 {
 	Datum		values[1] = {Int64GetDatum(job_id)};
 	bool		isnull;
@@ -76,15 +76,28 @@ job_state(Oid nspid, int64 job_id)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("job " INT64_FORMAT " does not exist", job_id)));
-	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-								   SPI_tuptable->tupdesc, 2, &isnull)))
+	*status = job_status_from_datum(SPI_getbinval(SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc, 1,
+												  &isnull), job_id);
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 2, &isnull));
+}
+
+/*
+ * The status of a job given to a worker function, for an explanation:
+ * 22023 when it is a parent (whose status follows its children).
+ */
+static JobStatus
+job_state(Oid nspid, int64 job_id)
+{
+	JobStatus	status;
+
+	if (read_job(nspid, job_id, &status))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("job " INT64_FORMAT " is a parent job", job_id),
 				 errdetail("A parent's status and progress follow its children.")));
-	return job_status_from_datum(SPI_getbinval(SPI_tuptable->vals[0],
-											   SPI_tuptable->tupdesc, 1,
-											   &isnull), job_id);
+	return status;
 }
 
 /*
@@ -430,7 +443,7 @@ batchjob_retry(PG_FUNCTION_ARGS)
 	int64		job_id;
 	Datum		values[1];
 	Datum		result;
-	bool		isnull;
+	JobStatus	status;
 
 	job_require_arg(fcinfo, 0, "job_id");
 	nspid = job_function_namespace(fcinfo);
@@ -439,14 +452,7 @@ batchjob_retry(PG_FUNCTION_ARGS)
 
 	job_spi_connect();
 	check_job_tenant(nspid, job_id);
-	job_run_plan(job_plan(PLAN_JOB_STATE, nspid), values, NULL, false,
-				 SPI_OK_SELECT, "reading the job");
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("job " INT64_FORMAT " does not exist", job_id)));
-	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-									SPI_tuptable->tupdesc, 2, &isnull)))
+	if (!read_job(nspid, job_id, &status))
 	{
 		job_spi_finish();
 		PG_RETURN_DATUM(transition_one(fcinfo, PLAN_RETRY, values, NULL,
@@ -481,7 +487,7 @@ batchjob_cancel(PG_FUNCTION_ARGS)
 	int64		job_id;
 	Datum		values[1];
 	uint64		n;
-	bool		isnull;
+	JobStatus	status;
 	bool		has_children;
 
 	job_require_arg(fcinfo, 0, "job_id");
@@ -491,15 +497,8 @@ batchjob_cancel(PG_FUNCTION_ARGS)
 
 	job_spi_connect();
 	check_job_tenant(nspid, job_id);
-	job_run_plan(job_plan(PLAN_JOB_STATE, nspid), values, NULL, false,
-				 SPI_OK_SELECT, "reading the job");
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("job " INT64_FORMAT " does not exist", job_id)));
 	has_children = false;
-	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-								   SPI_tuptable->tupdesc, 2, &isnull)))
+	if (read_job(nspid, job_id, &status))
 	{
 		job_run_plan(job_plan(PLAN_HAS_CHILDREN, nspid), values, NULL, false,
 					 SPI_OK_SELECT, "checking for children");

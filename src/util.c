@@ -44,6 +44,34 @@ typedef struct PlanSpec
 	" + child_cancelled = 0"
 
 /*
+ * Selects, as j, every job below $1 at any depth; UNION, not UNION ALL, so
+ * that the walk ends even if it meets a cycle.
+ */
+#define DESCENDANTS_OF_1 \
+	"  WITH RECURSIVE d(job_id) AS (" \
+	"   SELECT job_id FROM %1$s WHERE parent_job_id = $1" \
+	"   UNION SELECT c.job_id FROM %1$s c JOIN d ON c.parent_job_id = d.job_id)" \
+	"  SELECT j.job_id FROM %1$s j WHERE j.job_id IN (SELECT job_id FROM d)"
+
+/*
+ * Fails the PROCESSING jobs the WHERE clause names ($2 the error, $3
+ * whether to retry).  Backoff before retry n: 2^(n-1) seconds, capped at
+ * 2^12 s (about an hour; the exponent is capped before power() can
+ * overflow), times a random factor in [0.5, 1.5) so that jobs failed
+ * together do not come back together.
+ */
+#define FAIL_SQL(where) \
+	"UPDATE %1$s SET error_details = $2," \
+	" status = CASE WHEN $3 AND attempts < max_attempts" \
+	"  THEN 'PENDING' ELSE 'FAILED' END," \
+	" run_at = CASE WHEN $3 AND attempts < max_attempts" \
+	"  THEN clock_timestamp() + make_interval(secs =>" \
+	"   least(3600.0, power(2.0, least(greatest(attempts - 1, 0), 12)::float8))" \
+	"   * (0.5 + random()))" \
+	"  ELSE run_at END" \
+	" WHERE " where " AND status = 'PROCESSING' AND NOT is_parent"
+
+/*
  * Every unfinished leaf below $1 (and every parent there that has no
  * children to follow), locked in job_id order so that two cancels, or a
  * cancel and a batch completion, cannot deadlock.  Parents with children
@@ -52,10 +80,7 @@ typedef struct PlanSpec
 #define CANCEL_DESCENDANTS_SQL(lock_option) \
 	"UPDATE %1$s SET status = 'CANCELLED'" \
 	" WHERE job_id = ANY (ARRAY(" \
-	"  WITH RECURSIVE d(job_id) AS (" \
-	"   SELECT job_id FROM %1$s WHERE parent_job_id = $1" \
-	"   UNION SELECT c.job_id FROM %1$s c JOIN d ON c.parent_job_id = d.job_id)" \
-	"  SELECT j.job_id FROM %1$s j WHERE j.job_id IN (SELECT job_id FROM d)" \
+	DESCENDANTS_OF_1 \
 	"  AND j.status IN ('PENDING', 'PROCESSING')" \
 	"  AND (NOT j.is_parent OR j.child_pending + j.child_processing" \
 	"   + j.child_completed + j.child_failed + j.child_cancelled = 0)" \
@@ -340,21 +365,7 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 		2, {INT8OID, TEXTOID}
 	},
 	[PLAN_FAIL] = {
-		/*
-		 * Backoff before retry n: 2^(n-1) seconds, capped at 2^12 s (about an
-		 * hour; the exponent is capped before power() can overflow), times
-		 * a random factor in [0.5, 1.5) so that jobs failed together do not
-		 * come back together.
-		 */
-		"UPDATE %1$s SET error_details = $2,"
-		" status = CASE WHEN $3 AND attempts < max_attempts"
-		"  THEN 'PENDING' ELSE 'FAILED' END,"
-		" run_at = CASE WHEN $3 AND attempts < max_attempts"
-		"  THEN clock_timestamp() + make_interval(secs =>"
-		"   least(3600.0, power(2.0, least(greatest(attempts - 1, 0), 12)::float8))"
-		"   * (0.5 + random()))"
-		"  ELSE run_at END"
-		" WHERE job_id = $1 AND status = 'PROCESSING' AND NOT is_parent"
+		FAIL_SQL("job_id = $1")
 		" AND ($4::text IS NULL OR locked_by = $4)"
 		" RETURNING *",
 		4, {INT8OID, TEXTOID, BOOLOID, TEXTOID}
@@ -366,16 +377,7 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 		1, {INT8ARRAYOID}
 	},
 	[PLAN_FAIL_MANY] = {
-		"UPDATE %1$s SET error_details = $2,"
-		" status = CASE WHEN $3 AND attempts < max_attempts"
-		"  THEN 'PENDING' ELSE 'FAILED' END,"
-		" run_at = CASE WHEN $3 AND attempts < max_attempts"
-		"  THEN clock_timestamp() + make_interval(secs =>"
-		"   least(3600.0, power(2.0, least(greatest(attempts - 1, 0), 12)::float8))"
-		"   * (0.5 + random()))"
-		"  ELSE run_at END"
-		" WHERE job_id = ANY ($1) AND status = 'PROCESSING' AND NOT is_parent"
-		" RETURNING job_id",
+		FAIL_SQL("job_id = ANY ($1)") " RETURNING job_id",
 		3, {INT8ARRAYOID, TEXTOID, BOOLOID}
 	},
 	[PLAN_REAP] = {
@@ -405,10 +407,7 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 		"UPDATE %1$s SET status = 'PENDING', attempts = 0,"
 		" run_at = clock_timestamp()"
 		" WHERE job_id = ANY (ARRAY("
-		"  WITH RECURSIVE d(job_id) AS ("
-		"   SELECT job_id FROM %1$s WHERE parent_job_id = $1"
-		"   UNION SELECT c.job_id FROM %1$s c JOIN d ON c.parent_job_id = d.job_id)"
-		"  SELECT j.job_id FROM %1$s j WHERE j.job_id IN (SELECT job_id FROM d)"
+		DESCENDANTS_OF_1
 		"  AND j.status = 'FAILED' AND NOT j.is_parent"
 		"  ORDER BY j.job_id FOR UPDATE))"
 		" AND status = 'FAILED'",
