@@ -461,6 +461,34 @@ accumulate(RollupState *state, Tuplestorestate *store, Relation rel,
 	ExecDropSingleTupleTableSlot(slot);
 }
 
+/*
+ * Whether a transition table holds any row with a parent.  The rollup's
+ * own UPDATE of a top-level parent fires the rollup again with nothing to
+ * do; this lets that case return before any setup.
+ */
+static bool
+has_child_rows(Tuplestorestate *store, Relation rel, const JobColumns *col)
+{
+	TupleTableSlot *slot;
+	bool		found = false;
+	bool		isnull;
+
+	if (store == NULL)
+		return false;
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
+	tuplestore_select_read_pointer(store,
+								   tuplestore_alloc_read_pointer(store,
+																 EXEC_FLAG_REWIND));
+	tuplestore_rescan(store);
+	while (!found && tuplestore_gettupleslot(store, true, false, slot))
+	{
+		(void) slot_getattr(slot, col->parent_job_id, &isnull);
+		found = !isnull;
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	return found;
+}
+
 static int
 compare_parent_ids(const void *a, const void *b)
 {
@@ -576,6 +604,10 @@ batchjob_rollup(PG_FUNCTION_ARGS)
 	nspid = RelationGetNamespace(rel);
 	check_fired_by_batch_jobs(fcinfo, rel, "batchjob_rollup");
 	col = job_columns(rel);
+
+	if (!has_child_rows(trigdata->tg_oldtable, rel, col) &&
+		!has_child_rows(trigdata->tg_newtable, rel, col))
+		return PointerGetDatum(NULL);
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "batchjob rollup",
 								ALLOCSET_DEFAULT_SIZES);
