@@ -160,6 +160,11 @@ CREATE TABLE @extschema@.batch_job_workers (
 COMMENT ON TABLE @extschema@.batch_job_workers IS
     'the tenants each worker serves under batchjob.tenant_isolation (NULL: every tenant); kept by batchjob_grant';
 
+COMMENT ON COLUMN @extschema@.batch_job_workers.worker IS
+    'a role given worker access with batchjob_grant';
+COMMENT ON COLUMN @extschema@.batch_job_workers.tenants IS
+    'the created_by values whose jobs it serves; NULL for every tenant';
+
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.batch_job_workers', '');
 REVOKE ALL ON TABLE @extschema@.batch_job_workers FROM PUBLIC;
 

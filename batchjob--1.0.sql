@@ -143,6 +143,8 @@ CREATE INDEX batch_job_deltas_parent_idx
 
 COMMENT ON TABLE @extschema@.batch_job_deltas IS
     'rollup differences not yet folded into their parent (see batchjob_fold)';
+COMMENT ON COLUMN @extschema@.batch_job_deltas.parent_job_id IS
+    'the parent the difference belongs to; the other columns are amounts to add to the parent''s columns of the same name';
 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.batch_jobs', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.batch_job_deltas', '');
