@@ -155,6 +155,8 @@ extern void check_created_by(Oid nspid, text *created_by);
 
 extern uint64 cancel_descendants(Oid nspid, int64 job_id, bool skip_locked);
 extern char *parent_failure_message(const ChildCounts *counts);
+extern void job_add_checked(int64 *acc, int64 value, int64 parent_id);
+extern void job_report_not_parent(int64 parent_id);
 extern int64 child_counts_total(const ChildCounts *counts);
 extern Datum job_result_datum(FunctionCallInfo fcinfo, HeapTuple tuple,
 							  TupleDesc desc, MemoryContext target);

@@ -40,7 +40,6 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "common/int.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -133,10 +132,7 @@ fold_parent(Oid nspid, bool v11, int64 parent_id, const int64 *delta,
 			return true;		/* gone, its children with it */
 		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 										SPI_tuptable->tupdesc, 1, &isnull)))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("job " INT64_FORMAT " is not a parent job", parent_id),
-					 errdetail("A job's parent_job_id must name a job whose is_parent is true.")));
+			job_report_not_parent(parent_id);
 		return false;
 	}
 
@@ -157,15 +153,11 @@ fold_parent(Oid nspid, bool v11, int64 parent_id, const int64 *delta,
 	{
 		for (i = 0; i < FOLD_NVALUES; i++)
 		{
-			int64		v = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[row],
+			job_add_checked(&sum[i],
+							DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[row],
 														SPI_tuptable->tupdesc,
-														i + 1, &isnull));
-
-			if (pg_add_s64_overflow(sum[i], v, &sum[i]))
-				ereport(ERROR,
-						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-						 errmsg("progress of parent job " INT64_FORMAT " is out of range for bigint",
-								parent_id)));
+														i + 1, &isnull)),
+							parent_id);
 		}
 		any = true;
 	}
@@ -185,10 +177,7 @@ fold_parent(Oid nspid, bool v11, int64 parent_id, const int64 *delta,
 
 	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 									SPI_tuptable->tupdesc, 1, &isnull)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("job " INT64_FORMAT " is not a parent job", parent_id),
-				 errdetail("A job's parent_job_id must name a job whose is_parent is true.")));
+		job_report_not_parent(parent_id);
 
 	/* fail_fast: the parent has a failed child and unfinished ones */
 	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],

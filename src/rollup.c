@@ -32,7 +32,6 @@
 #include "commands/async.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
-#include "common/int.h"
 #include "executor/tuptable.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -365,16 +364,6 @@ batchjob_guard(PG_FUNCTION_ARGS)
 	return PointerGetDatum(newtup);
 }
 
-static void
-add_checked(int64 *acc, int64 value, int64 parent_id)
-{
-	if (pg_add_s64_overflow(*acc, value, acc))
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("progress of parent job " INT64_FORMAT " is out of range for bigint",
-						parent_id)));
-}
-
 /*
  * Adds every child row of a transition table to its parent's difference,
  * with sign +1 (new rows) or -1 (old rows).  Rows without a parent, which
@@ -444,17 +433,17 @@ accumulate(RollupState *state, Tuplestorestate *store, Relation rel,
 			memset(((char *) delta) + sizeof(int64), 0,
 				   sizeof(ParentDelta) - sizeof(int64));
 
-		add_checked(&delta->count[status], sign, parent_id);
+		job_add_checked(&delta->count[status], sign, parent_id);
 		d = slot_getattr(slot, col->total_records, &isnull);
 		if (!isnull)
-			add_checked(&delta->total_records, sign * DatumGetInt64(d), parent_id);
-		add_checked(&delta->processed_records,
+			job_add_checked(&delta->total_records, sign * DatumGetInt64(d), parent_id);
+		job_add_checked(&delta->processed_records,
 					sign * DatumGetInt64(slot_getattr(slot, col->processed_records, &isnull)),
 					parent_id);
-		add_checked(&delta->success_count,
+		job_add_checked(&delta->success_count,
 					sign * DatumGetInt64(slot_getattr(slot, col->success_count, &isnull)),
 					parent_id);
-		add_checked(&delta->error_count,
+		job_add_checked(&delta->error_count,
 					sign * DatumGetInt64(slot_getattr(slot, col->error_count, &isnull)),
 					parent_id);
 	}

@@ -10,6 +10,7 @@
 
 #include "access/tupconvert.h"
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -710,6 +711,27 @@ job_schema_is_v11(Oid nspid)
 
 	return OidIsValid(relid) &&
 		get_attnum(relid, "on_child_failure") != InvalidAttrNumber;
+}
+
+/* acc += value for parent_id's figures; 22003 rather than wrapping. */
+void
+job_add_checked(int64 *acc, int64 value, int64 parent_id)
+{
+	if (pg_add_s64_overflow(*acc, value, acc))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("progress of parent job " INT64_FORMAT " is out of range for bigint",
+						parent_id)));
+}
+
+/* 22023: parent_job_id names a job that is not a parent. */
+void
+job_report_not_parent(int64 parent_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("job " INT64_FORMAT " is not a parent job", parent_id),
+			 errdetail("A job's parent_job_id must name a job whose is_parent is true.")));
 }
 
 int64
