@@ -68,9 +68,11 @@ cat "$out/tap.log"
 count_tap "$out/tap.log" $rc
 
 # TAP scripts that need sessions of their own: notifications (LISTEN in one
-# session, work in others) and the 1.0 -> 1.1 upgrade on a database of its
-# own.  After pg_prove, since notify.sh commits (and then deletes) jobs.
-for t in test/notify.sh test/upgrade/run.sh test/hostile/run.sh; do
+# session, work in others), the 1.0 -> 1.1 upgrade, the hostile-schema
+# suite and the folder's hand-off under load (the last three on databases of
+# their own).  After pg_prove, since notify.sh commits (and then deletes)
+# jobs.
+for t in test/notify.sh test/upgrade/run.sh test/hostile/run.sh test/handoff.sh; do
 	bj_log "$t"
 	set +e
 	PGDATABASE=batchjob_tap bash "$BJ_ROOT/$t" >"$out/extra.log" 2>&1

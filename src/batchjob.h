@@ -145,6 +145,8 @@ extern void ensure_folder(Oid nspid);
 extern bool fold_parent(Oid nspid, bool v11, int64 parent_id,
 						const int64 *delta, bool wait);
 extern void defer_delta(Oid nspid, int64 parent_id, const int64 *delta);
+extern bool parent_still_there(Oid nspid, int64 parent_id);
+extern bool folder_is_busy(void);
 
 /* src/tenant.c */
 extern void batchjob_define_gucs(void);

@@ -16,6 +16,18 @@
  * without waiting.  Uncontended, a change costs an index probe that finds
  * nothing and one small UPDATE of the parent.
  *
+ * Hand-off under load.  Folding at once costs every change an UPDATE of
+ * its parent, which on a busy queue is about as much work as the change
+ * itself.  So while a folder is folding many differences a round (changes
+ * arriving faster than FOLDER_BUSY_STAY_ROWS per FOLDER_NAP_MS), it holds
+ * a second advisory lock, the "busy" lock, and rollups that see it held
+ * append their difference without trying to fold: the folder then folds a
+ * round's worth into each parent with one UPDATE.  The stored parent row
+ * lags by a round; every read of progress through the functions and the
+ * view still adds what waits.  When the rate falls below the threshold the
+ * folder lets go of the busy lock and rollups fold at once again, so a
+ * lone session always sees its own changes in the stored row.
+ *
  * Liveness.  A deferred difference must still be folded when no further
  * child change comes.  So a transaction that deferred one makes sure, just
  * before it commits, that a folder is running for its database: a dynamic
@@ -66,15 +78,60 @@ PGDLLEXPORT void batchjob_folder_main(Datum main_arg);
 #define FOLDER_NAP_MS		10
 #define FOLDER_QUIET_MS		2000
 
+/*
+ * Differences a round must fold for the folder to take the busy lock, and
+ * to keep it.  Before, only rollups that met another transaction folding
+ * into their parent leave differences, so a few a round already mean
+ * concurrent workers.  After, every change does, and 16 per 10 ms round
+ * (about 1,600 changes a second) is far above what one session stepping
+ * through statements makes, well below a busy queue.
+ */
+#define FOLDER_BUSY_ENTER_ROWS	2
+#define FOLDER_BUSY_STAY_ROWS	16
+
 /* Did this transaction defer a difference?  Reset at every transaction end. */
 static bool deferred_in_xact = false;
 static bool start_folder_at_commit = false;
+
+/* Waiting differences this backend's folds took out; the folder's gauge. */
+static uint64 rows_folded = 0;
+
+/* batchjob.defer_when_busy: do rollups leave their work to a busy folder? */
+static bool defer_when_busy = true;
 
 /* The advisory lock a running folder holds for its database. */
 static void
 folder_locktag(LOCKTAG *tag, Oid dbid)
 {
 	SET_LOCKTAG_ADVISORY(*tag, dbid, 0x62617463, 0x686a6f62, 2);
+}
+
+/* Held by a folder while it folds many differences a round (see above). */
+static void
+folder_busy_locktag(LOCKTAG *tag, Oid dbid)
+{
+	SET_LOCKTAG_ADVISORY(*tag, dbid, 0x62617463, 0x686a6f62, 4);
+}
+
+/*
+ * Is a folder of this database busy, so that a rollup should leave its
+ * difference to it?  Never with batchjob.defer_when_busy off.  A
+ * conditional lock request, released at once: it never waits.  The
+ * folder's own rollups (of nested parents) see it free, since a backend's
+ * locks never conflict with its own requests.
+ */
+bool
+folder_is_busy(void)
+{
+	LOCKTAG		tag;
+
+	if (!defer_when_busy)
+		return false;
+	folder_busy_locktag(&tag, MyDatabaseId);
+	if (LockAcquire(&tag, ShareLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		return true;
+	LockRelease(&tag, ShareLock, false);
+	return false;
 }
 
 /*
@@ -104,6 +161,32 @@ lock_parent_for_fold(int64 parent_id, bool wait)
 }
 
 /*
+ * Whether parent_id still exists, before a difference is left for it:
+ * false when it is gone, its children with it (then its waiting
+ * differences are dropped, as no fold will take them).  Raises 22023 when
+ * the job is not a parent.  Must be connected to SPI.
+ */
+bool
+parent_still_there(Oid nspid, int64 parent_id)
+{
+	Datum		values[1] = {Int64GetDatum(parent_id)};
+	bool		isnull;
+
+	job_run_plan(job_plan(PLAN_PARENT_KIND, nspid), values, NULL, false,
+				 SPI_OK_SELECT, "reading the parent");
+	if (SPI_processed == 0)
+	{
+		job_run_plan(job_plan(PLAN_DROP_ORPHAN_DELTAS, nspid), values, NULL,
+					 false, SPI_OK_DELETE, "dropping orphaned differences");
+		return false;
+	}
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									SPI_tuptable->tupdesc, 1, &isnull)))
+		job_report_not_parent(parent_id);
+	return true;
+}
+
+/*
  * With delta (the rollup), adds that difference to parent_id; without
  * (the folder, batchjob_fold), folds every difference waiting for it.
  * Returns false when, without wait, another transaction holds the right to
@@ -125,15 +208,8 @@ fold_parent(Oid nspid, bool v11, int64 parent_id, const int64 *delta,
 	values[0] = Int64GetDatum(parent_id);
 	if (!lock_parent_for_fold(parent_id, wait))
 	{
-		/* another transaction is folding into it: check, then defer */
-		job_run_plan(job_plan(PLAN_PARENT_KIND, nspid), values, NULL, false,
-					 SPI_OK_SELECT, "reading the parent");
-		if (SPI_processed == 0)
-			return true;		/* gone, its children with it */
-		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-										SPI_tuptable->tupdesc, 1, &isnull)))
-			job_report_not_parent(parent_id);
-		return false;
+		/* another transaction is folding into it: defer, if still there */
+		return !parent_still_there(nspid, parent_id);
 	}
 
 	/*
@@ -149,6 +225,7 @@ fold_parent(Oid nspid, bool v11, int64 parent_id, const int64 *delta,
 	}
 	job_run_plan(job_plan(PLAN_TAKE_WAITING, nspid), values, NULL, false,
 				 SPI_OK_DELETE_RETURNING, "taking the waiting differences");
+	rows_folded += SPI_processed;
 	for (row = 0; row < SPI_processed; row++)
 	{
 		for (i = 0; i < FOLD_NVALUES; i++)
@@ -327,6 +404,14 @@ void
 batchjob_init_fold(void)
 {
 	RegisterXactCallback(fold_xact_callback, NULL);
+	DefineCustomBoolVariable("batchjob.defer_when_busy",
+							 "Leaves rollup differences to the folder while it is busy.",
+							 "Off: every rollup updates its parent at once unless another transaction is folding into it.",
+							 &defer_when_busy,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 }
 
 /*
@@ -353,16 +438,12 @@ fold_waiting(Oid nspid, bool v11, uint64 *nfolded)
 												 &isnull));
 	for (i = 0; i < nparents; i++)
 	{
-		Datum		values[1] = {Int64GetDatum(parents[i])};
-
+		/* a deleted parent's differences go too, either way */
 		if (!fold_parent(nspid, v11, parents[i], NULL, false))
 		{
 			left++;
 			continue;
 		}
-		/* a parent deleted since its children's changes: drop theirs */
-		job_run_plan(job_plan(PLAN_DROP_ORPHAN_DELTAS, nspid), values, NULL,
-					 false, SPI_OK_DELETE, "dropping orphaned differences");
 		if (nfolded)
 			(*nfolded)++;
 	}
@@ -401,7 +482,7 @@ batchjob_fold(PG_FUNCTION_ARGS)
  * when the extension is not installed in this database.
  */
 static int64
-folder_round(bool final_sweep, bool *idle)
+folder_round(bool final_sweep, bool *idle, uint64 *nrows)
 {
 	int64		left = -1;
 	uint64		nfolded = 0;
@@ -409,6 +490,7 @@ folder_round(bool final_sweep, bool *idle)
 	Oid			save_userid;
 	int			save_sec_context;
 
+	rows_folded = 0;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -464,6 +546,7 @@ folder_round(bool final_sweep, bool *idle)
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	*idle = (nfolded == 0 && left <= 0);
+	*nrows = rows_folded;
 	return left;
 }
 
@@ -478,6 +561,8 @@ batchjob_folder_main(Datum main_arg)
 {
 	Oid			dbid = DatumGetObjectId(main_arg);
 	LOCKTAG		tag;
+	LOCKTAG		busy_tag;
+	bool		busy = false;
 	TimestampTz last_work;
 
 	pqsignal(SIGTERM, die);
@@ -493,28 +578,57 @@ batchjob_folder_main(Datum main_arg)
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET,
 					PGC_S_OVERRIDE);
 
+	/*
+	 * Under load batch_job_deltas is a queue: thousands of rows a second
+	 * go in and out, and its statistics say little about the next round.
+	 * A sequential or bitmap scan there reads every dead row each time a
+	 * parent is folded; a plain index scan reads only the parent's entries
+	 * and marks the dead ones, so later scans and inserts skip them.  Every
+	 * statement the folder runs finds its rows through an index.
+	 */
+	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("enable_bitmapscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
 	folder_locktag(&tag, dbid);
 	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
 		proc_exit(0);			/* another folder serves this database */
+	folder_busy_locktag(&busy_tag, dbid);
 
 	last_work = GetCurrentTimestamp();
 	for (;;)
 	{
 		bool		idle;
 		int64		left;
+		uint64		nrows;
 
 		CHECK_FOR_INTERRUPTS();
-		left = folder_round(false, &idle);
+		left = folder_round(false, &idle, &nrows);
 		if (left < 0)
 			break;
+
+		/*
+		 * Take over the rollups while changes come fast, give them back
+		 * when they slow down.  The lock is never waited for: rollups hold
+		 * it only for an instant, and the next round tries again.
+		 */
+		if (!busy && nrows >= FOLDER_BUSY_ENTER_ROWS)
+			busy = LockAcquire(&busy_tag, ExclusiveLock, true, true) !=
+				LOCKACQUIRE_NOT_AVAIL;
+		else if (busy && nrows < FOLDER_BUSY_STAY_ROWS)
+		{
+			LockRelease(&busy_tag, ExclusiveLock, true);
+			busy = false;
+		}
+
 		if (!idle)
 			last_work = GetCurrentTimestamp();
 		else if (TimestampDifferenceExceeds(last_work, GetCurrentTimestamp(),
 											FOLDER_QUIET_MS))
 		{
 			/* hand over: see the file header for why this is enough */
+			Assert(!busy);
 			LockRelease(&tag, ExclusiveLock, true);
-			left = folder_round(true, &idle);
+			left = folder_round(true, &idle, &nrows);
 			if (left <= 0)
 				break;
 			if (LockAcquire(&tag, ExclusiveLock, true, true) ==

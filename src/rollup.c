@@ -51,7 +51,6 @@ PG_FUNCTION_INFO_V1(batchjob_truncate);
 /* the lease a job gets when it becomes PROCESSING without one: 5 minutes */
 static const Interval default_lease = {.time = 5 * USECS_PER_MINUTE};
 
-/* One parent's share of a statement's changes. */
 /* A parent row's parent before the statement, to spot re-parenting. */
 typedef struct OldParent
 {
@@ -68,6 +67,7 @@ typedef struct RollupState
 								 * job_id, parent_id as int64 pointers */
 } RollupState;
 
+/* One parent's share of a statement's changes. */
 typedef struct ParentDelta
 {
 	int64		parent_id;		/* hash key */
@@ -76,6 +76,8 @@ typedef struct ParentDelta
 	int64		processed_records;
 	int64		success_count;
 	int64		error_count;
+	bool		seen_old;		/* an old row was under it, so it is a
+								 * parent already */
 } ParentDelta;
 
 static void
@@ -433,6 +435,8 @@ accumulate(RollupState *state, Tuplestorestate *store, Relation rel,
 			memset(((char *) delta) + sizeof(int64), 0,
 				   sizeof(ParentDelta) - sizeof(int64));
 
+		if (sign < 0)
+			delta->seen_old = true;
 		job_add_checked(&delta->count[status], sign, parent_id);
 		d = slot_getattr(slot, col->total_records, &isnull);
 		if (!isnull)
@@ -511,12 +515,15 @@ check_no_cycle(Oid nspid, const int64 *pair)
 }
 
 /*
- * Applies one parent's difference: folded into the parent at once when its
- * row lock is free, recorded for later when another transaction holds it
- * (src/fold.c).  The guard then derives the parent's status.
+ * Applies one parent's difference: folded into the parent at once when no
+ * other transaction holds the right to fold, recorded for later when one
+ * does or when the folder is busy (src/fold.c).  The guard then derives the
+ * parent's status.  Recording for a parent no old row was under first
+ * checks that it is a parent; a job that has children cannot stop being
+ * one, so the others need no look.
  */
 static void
-apply_delta(Oid nspid, bool v11, const ParentDelta *delta)
+apply_delta(Oid nspid, bool v11, const ParentDelta *delta, bool busy)
 {
 	int64		values[FOLD_NVALUES];
 	int			i;
@@ -528,7 +535,12 @@ apply_delta(Oid nspid, bool v11, const ParentDelta *delta)
 	values[JOB_NSTATUS + 2] = delta->success_count;
 	values[JOB_NSTATUS + 3] = delta->error_count;
 
-	if (!fold_parent(nspid, v11, delta->parent_id, values, false))
+	if (busy)
+	{
+		if (delta->seen_old || parent_still_there(nspid, delta->parent_id))
+			defer_delta(nspid, delta->parent_id, values);
+	}
+	else if (!fold_parent(nspid, v11, delta->parent_id, values, false))
 		defer_delta(nspid, delta->parent_id, values);
 }
 
@@ -570,6 +582,7 @@ batchjob_rollup(PG_FUNCTION_ARGS)
 	long		n = 0;
 	long		i;
 	Oid			nspid;
+	bool		busy;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -634,8 +647,9 @@ batchjob_rollup(PG_FUNCTION_ARGS)
 			check_no_cycle(nspid, (const int64 *) lfirst(lc));
 
 		qsort(sorted, n, sizeof(ParentDelta *), compare_parent_ids);
+		busy = n > 0 && folder_is_busy();
 		for (i = 0; i < n; i++)
-			apply_delta(nspid, v11, sorted[i]);
+			apply_delta(nspid, v11, sorted[i], busy);
 		if (SPI_finish() != SPI_OK_FINISH)
 			elog(ERROR, "SPI_finish failed");
 	}
