@@ -261,13 +261,6 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 		"SELECT is_parent FROM %1$s WHERE job_id = $1",
 		1, {INT8OID}
 	},
-	[PLAN_DEFER_DELTA] = {
-		"INSERT INTO %2$s (parent_job_id, child_pending, child_processing,"
-		" child_completed, child_failed, child_cancelled, total_records,"
-		" processed_records, success_count, error_count)"
-		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-		10, FOLD_ARGTYPES
-	},
 	[PLAN_DROP_ALL_DELTAS] = {
 		"DELETE FROM %2$s",
 		0, {InvalidOid}
