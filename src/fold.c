@@ -83,15 +83,18 @@ PGDLLEXPORT void batchjob_folder_main(Datum main_arg);
 #define FOLDER_QUIET_MS		2000
 
 /*
- * Differences a round must fold for the folder to take the busy lock, and
- * to keep it.  Before, only rollups that met another transaction folding
- * into their parent leave differences, so a few a round already mean
- * concurrent workers.  After, every change does, and 16 per 10 ms round
- * (about 1,600 changes a second) is far above what one session stepping
- * through statements makes, well below a busy queue.
+ * The busy folder's nap, and the differences a round must fold for the
+ * folder to take the busy lock and to keep it.  Before, only rollups that
+ * met another transaction folding into their parent leave differences, so
+ * a few a round already mean concurrent workers.  After, every change
+ * does, and 16 per 10 ms (about 1,600 changes a second) is far above what
+ * one session stepping through statements makes, well below a busy queue.
+ * Busy, the folder naps longer: each parent UPDATE then takes in more
+ * differences, and the stored row lags by about a round, 25 ms.
  */
+#define FOLDER_BUSY_NAP_MS	25
 #define FOLDER_BUSY_ENTER_ROWS	2
-#define FOLDER_BUSY_STAY_ROWS	16
+#define FOLDER_BUSY_STAY_ROWS	16		/* per FOLDER_NAP_MS */
 
 /* Did this transaction defer a difference?  Reset at every transaction end. */
 static bool deferred_in_xact = false;
@@ -648,7 +651,8 @@ batchjob_folder_main(Datum main_arg)
 		if (!busy && nrows >= FOLDER_BUSY_ENTER_ROWS)
 			busy = LockAcquire(&busy_tag, ExclusiveLock, true, true) !=
 				LOCKACQUIRE_NOT_AVAIL;
-		else if (busy && nrows < FOLDER_BUSY_STAY_ROWS)
+		else if (busy &&
+				 nrows < FOLDER_BUSY_STAY_ROWS * FOLDER_BUSY_NAP_MS / FOLDER_NAP_MS)
 		{
 			LockRelease(&busy_tag, ExclusiveLock, true);
 			busy = false;
@@ -673,7 +677,8 @@ batchjob_folder_main(Datum main_arg)
 
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 FOLDER_NAP_MS, PG_WAIT_EXTENSION);
+						 busy ? FOLDER_BUSY_NAP_MS : FOLDER_NAP_MS,
+						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 	proc_exit(0);
