@@ -113,6 +113,19 @@ folder_locktag(LOCKTAG *tag, Oid dbid)
 	SET_LOCKTAG_ADVISORY(*tag, dbid, 0x62617463, 0x686a6f62, 2);
 }
 
+/*
+ * Is nobody else holding the lock in a conflicting mode?  Takes it without
+ * waiting and lets go at once.
+ */
+static bool
+lock_free_now(const LOCKTAG *tag, LOCKMODE mode)
+{
+	if (LockAcquire(tag, mode, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		return false;
+	LockRelease(tag, mode, false);
+	return true;
+}
+
 /* Held by a folder while it folds many differences a round (see above). */
 static void
 folder_busy_locktag(LOCKTAG *tag, Oid dbid)
@@ -122,10 +135,9 @@ folder_busy_locktag(LOCKTAG *tag, Oid dbid)
 
 /*
  * Is a folder of this database busy, so that a rollup should leave its
- * difference to it?  Never with batchjob.defer_when_busy off.  A
- * conditional lock request, released at once: it never waits.  The
- * folder's own rollups (of nested parents) see it free, since a backend's
- * locks never conflict with its own requests.
+ * difference to it?  Never with batchjob.defer_when_busy off.  Never
+ * waits.  The folder's own rollups (of nested parents) see it free, since
+ * a backend's locks never conflict with its own requests.
  */
 bool
 folder_is_busy(void)
@@ -135,10 +147,7 @@ folder_is_busy(void)
 	if (!defer_when_busy)
 		return false;
 	folder_busy_locktag(&tag, MyDatabaseId);
-	if (LockAcquire(&tag, ShareLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
-		return true;
-	LockRelease(&tag, ShareLock, false);
-	return false;
+	return !lock_free_now(&tag, ShareLock);
 }
 
 /*
@@ -412,12 +421,8 @@ fold_xact_callback(XactEvent event, void *arg)
 				LOCKTAG		tag;
 
 				folder_locktag(&tag, MyDatabaseId);
-				if (LockAcquire(&tag, ExclusiveLock, false, true) !=
-					LOCKACQUIRE_NOT_AVAIL)
-				{
-					LockRelease(&tag, ExclusiveLock, false);
+				if (lock_free_now(&tag, ExclusiveLock))
 					start_folder_at_commit = true;
-				}
 			}
 			break;
 		case XACT_EVENT_COMMIT:

@@ -97,7 +97,7 @@ SQL
 	>"$work/pgbench.log" 2>&1 &
 bench_pid=$!
 
-# 1. The folder takes over.
+# The folder takes over.
 if wait_for 5 is_busy; then
 	result 1 "under 8 workers the folder takes its busy lock"
 else
@@ -105,14 +105,14 @@ else
 		"$(q -c "SELECT count(*) FROM batch_job_deltas") differences waiting"
 fi
 
-# 2. While it holds the lock, a change from another session is left to it:
+# While it holds the lock, a change from another session is left to it:
 # the difference waits in batch_job_deltas (seen by the changing
 # transaction itself) and the stored parent row is untouched.  Tried a few
 # times, counting only tries with the lock held before and after.
 deferred=0
 out=
 for try in 1 2 3 4 5; do
-	is_busy || continue
+	wait_for 2 is_busy || continue
 	out=$(q <<SQL
 BEGIN;
 UPDATE batch_jobs SET status = 'CANCELLED' WHERE job_id = $quiet_child;
@@ -134,7 +134,7 @@ else
 		"busy before and after: $deferred; waiting, stored, counted: $out"
 fi
 
-# 2b. Unless the session sets batchjob.defer_when_busy off: then its change
+# Unless the session sets batchjob.defer_when_busy off: then its change
 # goes into the stored parent row at once (no one else folds into the
 # quiet parent), busy folder or not.
 out=$(q <<SQL
@@ -153,7 +153,7 @@ else
 		"busy: $(busy); waiting, stored: $out"
 fi
 
-# 3. Left for the folder or not, a child under a job that is not a parent
+# Left for the folder or not, a child under a job that is not a parent
 # is refused.
 err=$(q -c "INSERT INTO batch_jobs (parent_job_id, batch_number, batch_offset, batch_size, total_records)
             VALUES ($plain, 1, 0, 100, 100)" 2>&1)
@@ -174,14 +174,14 @@ else
 	result 0 "8 workers completed children without an error" "$(tail -5 "$work/pgbench.log")"
 fi
 
-# 4. The load gone, the folder gives the rollups back.
+# The load gone, the folder gives the rollups back.
 if wait_for 3 not_busy; then
 	result 1 "once the workers stop, the folder lets go of its busy lock"
 else
 	result 0 "once the workers stop, the folder lets go of its busy lock"
 fi
 
-# 5. Every difference gets folded by the folder alone.
+# Every difference gets folded by the folder alone.
 if wait_for 5 [ "$(q -c "SELECT count(*) FROM batch_job_deltas")" = 0 ]; then
 	result 1 "the folder folds every waiting difference by itself"
 else
@@ -189,7 +189,7 @@ else
 		"$(q -c "SELECT count(*) FROM batch_job_deltas") still waiting"
 fi
 
-# 6. Nothing waiting, a lone worker's claim reaches the stored row at once:
+# Nothing waiting, a lone worker's claim reaches the stored row at once:
 # no folder holds the parent now, and none is busy.
 out=$(q <<SQL
 SELECT count(*) AS claimed FROM batchjob_claim('lone') \gset
@@ -206,7 +206,7 @@ else
 		"stored, counted, waiting: $out"
 fi
 
-# 7. The stored counters are the children's, and the workers' count.
+# The stored counters are the children's, and the workers' count.
 out=$(q <<SQL
 SELECT p.child_completed = c.completed AND p.child_processing = c.processing
        AND p.child_pending = c.pending AND p.processed_records = c.processed
