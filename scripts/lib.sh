@@ -11,7 +11,7 @@ set -euo pipefail
 
 BJ_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_MAJOR=${PG_MAJOR:-15}
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+PG_BIN=${BJ_PG_BIN:-/usr/lib/postgresql/$PG_MAJOR/bin}
 export PG_CONFIG=$PG_BIN/pg_config
 BJ_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl make gcc"
 
