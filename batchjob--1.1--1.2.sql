@@ -8,3 +8,163 @@
  * their holder, restores without a manual step.  Each section below names
  * what it is for.
  */
+
+/*
+ * When each waiting difference was deferred: batchjob_verify() reports one
+ * that waits longer than a fold may take.  Rows already waiting get the
+ * time of the upgrade.
+ */
+ALTER TABLE @extschema@.batch_job_deltas
+    ADD COLUMN deferred_at timestamptz NOT NULL DEFAULT pg_catalog.now();
+
+COMMENT ON COLUMN @extschema@.batch_job_deltas.deferred_at IS
+    'when the difference was deferred (the start of the statement that made it)';
+
+/*
+ * Checks every invariant the triggers maintain and returns one row per
+ * violation; no row when all is well.  1.2 adds differences that have
+ * waited longer than the folder's bound.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.batchjob_verify()
+RETURNS TABLE (job_id bigint, problem text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH kids AS (
+    SELECT c.parent_job_id AS id,
+           count(*) FILTER (WHERE c.status OPERATOR(pg_catalog.=) 'PENDING') AS pending,
+           count(*) FILTER (WHERE c.status OPERATOR(pg_catalog.=) 'PROCESSING') AS processing,
+           count(*) FILTER (WHERE c.status OPERATOR(pg_catalog.=) 'COMPLETED') AS completed,
+           count(*) FILTER (WHERE c.status OPERATOR(pg_catalog.=) 'FAILED') AS failed,
+           count(*) FILTER (WHERE c.status OPERATOR(pg_catalog.=) 'CANCELLED') AS cancelled,
+           COALESCE(sum(c.total_records), 0) AS total,
+           COALESCE(sum(c.processed_records), 0) AS processed,
+           COALESCE(sum(c.success_count), 0) AS success,
+           COALESCE(sum(c.error_count), 0) AS errors
+      FROM @extschema@.batch_jobs c
+     WHERE c.parent_job_id IS NOT NULL
+     GROUP BY c.parent_job_id),
+waiting AS (
+    SELECT d.parent_job_id AS id, count(*) AS n,
+           sum(d.child_pending) AS pending, sum(d.child_processing) AS processing,
+           sum(d.child_completed) AS completed, sum(d.child_failed) AS failed,
+           sum(d.child_cancelled) AS cancelled, sum(d.total_records) AS total,
+           sum(d.processed_records) AS processed, sum(d.success_count) AS success,
+           sum(d.error_count) AS errors
+      FROM @extschema@.batch_job_deltas d
+     GROUP BY d.parent_job_id),
+parents AS (
+    SELECT p.job_id, p.status, p.child_pending, p.child_processing,
+           p.child_completed, p.child_failed, p.child_cancelled,
+           p.total_records, p.processed_records, p.success_count,
+           p.error_count,
+           COALESCE(k.pending, 0) AS k_pending, COALESCE(k.processing, 0) AS k_processing,
+           COALESCE(k.completed, 0) AS k_completed, COALESCE(k.failed, 0) AS k_failed,
+           COALESCE(k.cancelled, 0) AS k_cancelled, k.total AS k_total,
+           k.processed AS k_processed, k.success AS k_success, k.errors AS k_errors,
+           COALESCE(w.n, 0) AS w_n,
+           COALESCE(w.pending, 0) AS w_pending, COALESCE(w.processing, 0) AS w_processing,
+           COALESCE(w.completed, 0) AS w_completed, COALESCE(w.failed, 0) AS w_failed,
+           COALESCE(w.cancelled, 0) AS w_cancelled, COALESCE(w.total, 0) AS w_total,
+           COALESCE(w.processed, 0) AS w_processed, COALESCE(w.success, 0) AS w_success,
+           COALESCE(w.errors, 0) AS w_errors,
+           p.child_pending OPERATOR(pg_catalog.+) p.child_processing
+             OPERATOR(pg_catalog.+) p.child_completed OPERATOR(pg_catalog.+) p.child_failed
+             OPERATOR(pg_catalog.+) p.child_cancelled AS stored_children
+      FROM @extschema@.batch_jobs p
+      LEFT JOIN kids k ON k.id OPERATOR(pg_catalog.=) p.job_id
+      LEFT JOIN waiting w ON w.id OPERATOR(pg_catalog.=) p.job_id
+     WHERE p.is_parent)
+SELECT x.job_id, x.problem FROM (
+    SELECT job_id, pg_catalog.format(
+               'child counts %s/%s/%s/%s/%s (pending/processing/completed/failed/cancelled, with %s waiting differences) but its children are %s/%s/%s/%s/%s',
+               child_pending OPERATOR(pg_catalog.+) w_pending,
+               child_processing OPERATOR(pg_catalog.+) w_processing,
+               child_completed OPERATOR(pg_catalog.+) w_completed,
+               child_failed OPERATOR(pg_catalog.+) w_failed,
+               child_cancelled OPERATOR(pg_catalog.+) w_cancelled, w_n,
+               k_pending, k_processing, k_completed, k_failed, k_cancelled) AS problem
+      FROM parents
+     WHERE (child_pending OPERATOR(pg_catalog.+) w_pending, child_processing OPERATOR(pg_catalog.+) w_processing,
+            child_completed OPERATOR(pg_catalog.+) w_completed, child_failed OPERATOR(pg_catalog.+) w_failed,
+            child_cancelled OPERATOR(pg_catalog.+) w_cancelled)
+           IS DISTINCT FROM (k_pending, k_processing, k_completed, k_failed, k_cancelled)
+    UNION ALL
+    SELECT job_id, pg_catalog.format(
+               'figures %s/%s/%s/%s (total/processed/success/errors, with waiting differences) but its children sum to %s/%s/%s/%s',
+               CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_total
+                    ELSE COALESCE(total_records, 0) OPERATOR(pg_catalog.+) w_total END,
+               CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_processed
+                    ELSE processed_records OPERATOR(pg_catalog.+) w_processed END,
+               CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_success
+                    ELSE success_count OPERATOR(pg_catalog.+) w_success END,
+               CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_errors
+                    ELSE error_count OPERATOR(pg_catalog.+) w_errors END,
+               k_total, k_processed, k_success, k_errors)
+      FROM parents
+     WHERE k_total IS NOT NULL
+       AND (CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_total
+                 ELSE COALESCE(total_records, 0) OPERATOR(pg_catalog.+) w_total END,
+            CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_processed
+                 ELSE processed_records OPERATOR(pg_catalog.+) w_processed END,
+            CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_success
+                 ELSE success_count OPERATOR(pg_catalog.+) w_success END,
+            CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_errors
+                 ELSE error_count OPERATOR(pg_catalog.+) w_errors END)
+           IS DISTINCT FROM (k_total, k_processed, k_success, k_errors)
+    UNION ALL
+    SELECT job_id, pg_catalog.format('status %s while %s of its children are unfinished',
+                                     status, k_pending OPERATOR(pg_catalog.+) k_processing)
+      FROM parents
+     WHERE w_n OPERATOR(pg_catalog.=) 0
+       AND status OPERATOR(pg_catalog.=) ANY (ARRAY['COMPLETED', 'FAILED', 'CANCELLED']::pg_catalog.text[])
+       AND k_pending OPERATOR(pg_catalog.+) k_processing OPERATOR(pg_catalog.>) 0
+    UNION ALL
+    SELECT job_id, pg_catalog.format('status %s while all %s of its children are finished',
+                                     status, k_completed OPERATOR(pg_catalog.+) k_failed
+                                       OPERATOR(pg_catalog.+) k_cancelled)
+      FROM parents
+     WHERE w_n OPERATOR(pg_catalog.=) 0
+       AND status OPERATOR(pg_catalog.=) ANY (ARRAY['PENDING', 'PROCESSING']::pg_catalog.text[])
+       AND k_total IS NOT NULL
+       AND k_pending OPERATOR(pg_catalog.+) k_processing OPERATOR(pg_catalog.=) 0
+    UNION ALL
+    SELECT j.job_id, 'PROCESSING without a lease'
+      FROM @extschema@.batch_jobs j
+     WHERE j.status OPERATOR(pg_catalog.=) 'PROCESSING' AND NOT j.is_parent
+       AND j.locked_until IS NULL
+    UNION ALL
+    SELECT j.job_id, 'has children but is not a parent'
+      FROM @extschema@.batch_jobs j
+     WHERE NOT j.is_parent
+       AND EXISTS (SELECT FROM @extschema@.batch_jobs c
+                    WHERE c.parent_job_id OPERATOR(pg_catalog.=) j.job_id)
+    UNION ALL
+    SELECT w.id, 'waiting differences for a job that does not exist'
+      FROM waiting w
+     WHERE NOT EXISTS (SELECT FROM @extschema@.batch_jobs j
+                        WHERE j.job_id OPERATOR(pg_catalog.=) w.id)
+    UNION ALL
+    -- FOLD_BOUND_SECS in src/fold.c: a committed difference is folded long
+    -- before this unless something stops its fold
+    SELECT d.parent_job_id, pg_catalog.format(
+               '%s differences waiting since %s, longer than the %s seconds a fold may take',
+               pg_catalog.count(*), pg_catalog.min(d.deferred_at), 60)
+      FROM @extschema@.batch_job_deltas d
+     WHERE d.deferred_at OPERATOR(pg_catalog.<)
+           (pg_catalog.now() OPERATOR(pg_catalog.-) '60 seconds'::pg_catalog.interval)
+     GROUP BY d.parent_job_id
+) x
+ORDER BY x.job_id, x.problem;
+$$;
+
+/* For tests of the hand-off: hold the busy lock a busy folder holds. */
+CREATE FUNCTION @extschema@.batchjob_hold_folder_busy(hold boolean)
+RETURNS boolean
+LANGUAGE c STRICT
+AS 'MODULE_PATHNAME', 'batchjob_hold_folder_busy';
+
+COMMENT ON FUNCTION @extschema@.batchjob_hold_folder_busy(boolean) IS
+    'superuser only, for tests: the session holds (true) or lets go of (false) the folder''s busy lock, so rollups in other sessions defer to the folder';
+
+REVOKE ALL ON FUNCTION @extschema@.batchjob_hold_folder_busy(boolean) FROM PUBLIC;

@@ -70,11 +70,13 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
 #include "batchjob.h"
 
 PG_FUNCTION_INFO_V1(batchjob_fold);
+PG_FUNCTION_INFO_V1(batchjob_hold_folder_busy);
 
 PGDLLEXPORT void batchjob_folder_main(Datum main_arg);
 
@@ -96,26 +98,89 @@ PGDLLEXPORT void batchjob_folder_main(Datum main_arg);
 #define FOLDER_BUSY_ENTER_ROWS	2
 #define FOLDER_BUSY_STAY_ROWS	16		/* per FOLDER_NAP_MS */
 
+/*
+ * Parents a folder round takes on, each in a subtransaction of the round's
+ * transaction.  Below PGPROC_MAX_CACHED_SUBXIDS (64), so that a round never
+ * overflows the subtransaction cache every other snapshot would then pay
+ * for.  The next round starts after the last parent of this one, so a
+ * backlog of low parent ids cannot starve the higher ones.
+ */
+#define FOLDER_ROUND_PARENTS	32
+
+/*
+ * How long the folder waits for a parent's row lock before it leaves the
+ * parent for a later round: a transaction holding the row (an admin's
+ * UPDATE, say) must not stop every other parent from folding, nor keep the
+ * busy lock held meanwhile.
+ */
+#define FOLDER_LOCK_TIMEOUT "10ms"
+
+/*
+ * A committing transaction that starts a folder waits at most this long
+ * for it to hold its lock; past that it folds its differences itself.
+ */
+#define FOLDER_START_TIMEOUT_MS 10000
+
+/*
+ * A difference older than this is reported by batchjob_verify() and, once,
+ * in the server log (README, "Concurrency and guarantees").
+ */
+#define FOLD_BOUND_SECS		60
+
+/*
+ * batchjob's advisory locks.  All live in a key space the SQL advisory lock
+ * functions cannot reach: those put 1 (bigint key) or 2 (two int keys) in
+ * the tag's fourth field, batchjob puts the kinds below, so no role can
+ * take or hold one of these by calling pg_advisory_lock().  The first two
+ * fields are "batc" "hjob" for the database-wide locks, and the parent's id
+ * for the right to fold into it.  pg_locks shows the kind as objsubid.
+ */
+#define BJ_LOCK_KEY1		0x62617463	/* "batc" */
+#define BJ_LOCK_KEY2		0x686a6f62	/* "hjob" */
+
+typedef enum BatchjobLock
+{
+	BJ_LOCK_FOLD_RIGHT = 3,		/* per parent: the right to fold into it */
+	BJ_LOCK_FOLDER_BUSY = 4,	/* a folder has taken the rollups over */
+	BJ_LOCK_FOLDER = 5,			/* a folder serves the database */
+	BJ_LOCK_FOLDER_START = 6	/* a backend is starting a folder */
+} BatchjobLock;
+
+static void
+batchjob_locktag(LOCKTAG *tag, Oid dbid, BatchjobLock kind)
+{
+	Assert(kind != BJ_LOCK_FOLD_RIGHT);
+	SET_LOCKTAG_ADVISORY(*tag, dbid, BJ_LOCK_KEY1, BJ_LOCK_KEY2, kind);
+}
+
 /* Did this transaction defer a difference?  Reset at every transaction end. */
 static bool deferred_in_xact = false;
-static bool start_folder_at_commit = false;
+
+/* Did a claim or a reap find differences left over (a crash, say)? */
+static bool leftovers_in_xact = false;
+
+/*
+ * The parents this transaction deferred differences for, the schema and
+ * the role it did so as: what it folds itself before committing when no
+ * folder can be started.  In TopTransactionContext.
+ */
+static List *deferred_parents = NIL;
+static Oid	deferred_nspid = InvalidOid;
+static Oid	deferred_userid = InvalidOid;
 
 /* Waiting differences this backend's folds took out; the folder's gauge. */
 static uint64 rows_folded = 0;
 
+/* Is this process a folder holding its database's folder lock? */
+static bool folder_holds_lock = false;
+
 /* batchjob.defer_when_busy: do rollups leave their work to a busy folder? */
 static bool defer_when_busy = true;
 
-/* The advisory lock a running folder holds for its database. */
-static void
-folder_locktag(LOCKTAG *tag, Oid dbid)
-{
-	SET_LOCKTAG_ADVISORY(*tag, dbid, 0x62617463, 0x686a6f62, 2);
-}
-
 /*
  * Is nobody else holding the lock in a conflicting mode?  Takes it without
- * waiting and lets go at once.
+ * waiting and lets go at once.  A backend's own locks never conflict with
+ * its requests, so a lock this backend holds counts as free.
  */
 static bool
 lock_free_now(const LOCKTAG *tag, LOCKMODE mode)
@@ -124,13 +189,6 @@ lock_free_now(const LOCKTAG *tag, LOCKMODE mode)
 		return false;
 	LockRelease(tag, mode, false);
 	return true;
-}
-
-/* Held by a folder while it folds many differences a round (see above). */
-static void
-folder_busy_locktag(LOCKTAG *tag, Oid dbid)
-{
-	SET_LOCKTAG_ADVISORY(*tag, dbid, 0x62617463, 0x686a6f62, 4);
 }
 
 /*
@@ -146,14 +204,13 @@ folder_is_busy(void)
 
 	if (!defer_when_busy)
 		return false;
-	folder_busy_locktag(&tag, MyDatabaseId);
+	batchjob_locktag(&tag, MyDatabaseId, BJ_LOCK_FOLDER_BUSY);
 	return !lock_free_now(&tag, ShareLock);
 }
 
 /*
  * The right to fold into a parent: a transaction-level advisory lock on the
- * parent's id, in a key space of its own (the fourth field is 3; the SQL
- * advisory lock functions use 1 and 2), so it never meets the
+ * parent's id, in batchjob's key space (above), so it never meets the
  * application's advisory locks.
  *
  * Why not SKIP LOCKED on the parent's row?  Locking a row whose newest
@@ -170,8 +227,9 @@ lock_parent_for_fold(int64 parent_id, bool wait)
 {
 	LOCKTAG		tag;
 
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (((uint64) parent_id) >> 32),
-						 (uint32) parent_id, 3);
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId,
+						 (uint32) (((uint64) parent_id) >> 32),
+						 (uint32) parent_id, BJ_LOCK_FOLD_RIGHT);
 	return LockAcquire(&tag, ExclusiveLock, false, !wait) !=
 		LOCKACQUIRE_NOT_AVAIL;
 }
@@ -280,6 +338,45 @@ fold_parent(Oid nspid, bool v11, int64 parent_id, const int64 *delta,
 	return true;
 }
 
+static uint64 fold_waiting(Oid nspid, bool v11, uint64 *nfolded);
+
+static int
+compare_int64_cells(const ListCell *a, const ListCell *b)
+{
+	int64		x = *(const int64 *) lfirst(a);
+	int64		y = *(const int64 *) lfirst(b);
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Remembers, for the end of the transaction, a parent it left a difference
+ * for.  A short list: a statement defers once per parent, and a
+ * transaction rarely touches many parents.
+ */
+static void
+remember_deferred_parent(int64 parent_id)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	ListCell   *lc;
+
+	foreach(lc, deferred_parents)
+	{
+		if (*(int64 *) lfirst(lc) == parent_id)
+		{
+			MemoryContextSwitchTo(old);
+			return;
+		}
+	}
+	{
+		int64	   *p = palloc(sizeof(int64));
+
+		*p = parent_id;
+		deferred_parents = lappend(deferred_parents, p);
+	}
+	MemoryContextSwitchTo(old);
+}
+
 /*
  * Records a difference the rollup could not fold (another transaction holds
  * the right to fold, or the folder is busy); the folder (or the next
@@ -289,7 +386,8 @@ fold_parent(Oid nspid, bool v11, int64 parent_id, const int64 *delta,
  * heap_insert and its index entries without an executor: batch_job_deltas
  * is the extension's own table, with plain columns, no triggers, no
  * constraints but NOT NULL, and one plain index.  The privilege check the
- * executor would make is made here.
+ * executor would make is made here.  From 1.2 on the row carries the time
+ * it was deferred, which batchjob_verify() reads.
  */
 void
 defer_delta(Oid nspid, int64 parent_id, const int64 *delta)
@@ -297,8 +395,8 @@ defer_delta(Oid nspid, int64 parent_id, const int64 *delta)
 	Oid			relid = get_relname_relid("batch_job_deltas", nspid);
 	Relation	rel;
 	TupleDesc	desc;
-	Datum		values[1 + FOLD_NVALUES];
-	bool		nulls[1 + FOLD_NVALUES];
+	Datum		values[2 + FOLD_NVALUES];
+	bool		nulls[2 + FOLD_NVALUES];
 	HeapTuple	tup;
 	AclResult	aclresult;
 	int			i;
@@ -311,9 +409,9 @@ defer_delta(Oid nspid, int64 parent_id, const int64 *delta)
 
 	rel = table_open(relid, RowExclusiveLock);
 	desc = RelationGetDescr(rel);
-	if (desc->natts != 1 + FOLD_NVALUES)
+	if (desc->natts != 1 + FOLD_NVALUES && desc->natts != 2 + FOLD_NVALUES)
 		elog(ERROR, "batchjob: table batch_job_deltas has %d columns, expected %d",
-			 desc->natts, 1 + FOLD_NVALUES);
+			 desc->natts, 2 + FOLD_NVALUES);
 	values[0] = Int64GetDatum(parent_id);
 	nulls[0] = false;
 	for (i = 0; i < FOLD_NVALUES; i++)
@@ -321,19 +419,20 @@ defer_delta(Oid nspid, int64 parent_id, const int64 *delta)
 		values[1 + i] = Int64GetDatum(delta[i]);
 		nulls[1 + i] = false;
 	}
+	/* deferred_at, 1.2 */
+	values[1 + FOLD_NVALUES] =
+		TimestampTzGetDatum(GetCurrentStatementStartTimestamp());
+	nulls[1 + FOLD_NVALUES] = false;
 	tup = heap_form_tuple(desc, values, nulls);
 	CatalogTupleInsert(rel, tup);
 	heap_freetuple(tup);
 	table_close(rel, NoLock);
-	deferred_in_xact = true;
-}
 
-/*
- * The folder this backend started last.  A burst of committing workers can
- * all find no folder holding the lock yet; each backend starts at most one
- * folder at a time, so the burst cannot use up the worker slots.
- */
-static BackgroundWorkerHandle *last_folder = NULL;
+	deferred_in_xact = true;
+	deferred_nspid = nspid;
+	deferred_userid = GetUserId();
+	remember_deferred_parent(parent_id);
+}
 
 /*
  * Makes sure differences already waiting get folded even if no new one is
@@ -349,33 +448,40 @@ ensure_folder(Oid nspid)
 	TimestampTz now = GetCurrentTimestamp();
 
 	/* once a second per backend is plenty: workers poll all the time */
-	if (deferred_in_xact ||
+	if (deferred_in_xact || leftovers_in_xact ||
 		!TimestampDifferenceExceeds(last_look, now, 1000))
 		return;
 	last_look = now;
 	job_run_plan(job_plan(PLAN_ANY_DELTA, nspid), NULL, NULL, true,
 				 SPI_OK_SELECT, "looking for waiting differences");
 	if (SPI_processed > 0)
-		deferred_in_xact = true;	/* the pre-commit check does the rest */
+	{
+		/* the pre-commit check does the rest */
+		leftovers_in_xact = true;
+		deferred_nspid = nspid;
+		deferred_userid = GetUserId();
+	}
 }
 
-static void
+/*
+ * Registers a folder for this database and waits until it holds the folder
+ * lock (or has exited, finding another folder there).  Returns false when
+ * no background worker slot is free or the folder did not come up in
+ * time: then nobody will fold what this transaction deferred unless it
+ * does so itself.
+ *
+ * The caller holds BJ_LOCK_FOLDER_START, so a burst of committing backends
+ * registers one folder, not one each: the others wait here for a moment
+ * and then find the folder lock held.
+ */
+static bool
 start_folder(Oid dbid)
 {
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
-	pid_t		pid;
-	MemoryContext old;
-
-	if (last_folder != NULL)
-	{
-		BgwHandleStatus status = GetBackgroundWorkerPid(last_folder, &pid);
-
-		if (status == BGWH_NOT_YET_STARTED || status == BGWH_STARTED)
-			return;
-		pfree(last_folder);
-		last_folder = NULL;
-	}
+	LOCKTAG		folder;
+	TimestampTz started = GetCurrentTimestamp();
+	bool		up = false;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
@@ -388,54 +494,150 @@ start_folder(Oid dbid)
 			 dbid);
 	snprintf(worker.bgw_type, BGW_MAXLEN, "batchjob folder");
 	worker.bgw_main_arg = ObjectIdGetDatum(dbid);
-	worker.bgw_notify_pid = 0;
+	worker.bgw_notify_pid = MyProcPid;
 
-	/*
-	 * No free worker slot: the difference waits for the next rollup of its
-	 * parent, the next folder, or batchjob_fold().  The transaction has
-	 * committed, so this is for the server log only.
-	 */
-	old = MemoryContextSwitchTo(TopMemoryContext);
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-		ereport(LOG,
-				(errmsg("batchjob could not start its folder background worker"),
-				 errhint("Raise max_worker_processes, or call batchjob_fold() from time to time.")));
-	else
-		last_folder = handle;
-	MemoryContextSwitchTo(old);
+		return false;
+
+	batchjob_locktag(&folder, dbid, BJ_LOCK_FOLDER);
+	for (;;)
+	{
+		pid_t		pid;
+		BgwHandleStatus status = GetBackgroundWorkerPid(handle, &pid);
+
+		if (!lock_free_now(&folder, ExclusiveLock))
+		{
+			up = true;			/* ours, or one that was already there */
+			break;
+		}
+		if (status == BGWH_STOPPED || status == BGWH_POSTMASTER_DIED)
+			break;
+		if (TimestampDifferenceExceeds(started, GetCurrentTimestamp(),
+									   FOLDER_START_TIMEOUT_MS))
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	pfree(handle);
+	return up;
 }
 
 /*
- * Before commit: if this transaction deferred a difference and no folder is
- * running, remember to start one; after commit, start it (then the folder's
- * first look sees the difference).
+ * Folds what this transaction deferred, waiting for each parent's right to
+ * fold like a plain UPDATE of the parent would: the way out when no folder
+ * can run (no background worker slot free).  Parents in ascending id order;
+ * a nested parent's own change may defer again, and is then folded in turn.
+ * Differences left from before (leftovers) are folded where nobody holds
+ * the parent right now, never waiting for them.  Runs as the role that
+ * deferred, which may write the jobs table.
  */
+static void
+fold_own_differences(void)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	bool		v11;
+	int			i;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(deferred_userid,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	/* the statement's snapshot is gone by now */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	v11 = job_schema_is_v11(deferred_nspid);
+	if (leftovers_in_xact)
+		(void) fold_waiting(deferred_nspid, v11, NULL);
+	list_sort(deferred_parents, compare_int64_cells);
+	/* the list may grow while it is walked: a nested parent defers */
+	for (i = 0; i < list_length(deferred_parents); i++)
+	{
+		int64		parent_id = *(int64 *) list_nth(deferred_parents, i);
+
+		(void) fold_parent(deferred_nspid, v11, parent_id, NULL, true);
+	}
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	PopActiveSnapshot();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+}
+
+/*
+ * Before a transaction that deferred commits (or prepares: PREPARE
+ * TRANSACTION's differences become visible at COMMIT PREPARED, perhaps in
+ * another session), makes sure a folder will fold them.  It runs while the
+ * transaction still holds its lock on batch_job_deltas, which is what the
+ * folder's final sweep waits for (see the file header).
+ *
+ * One backend at a time starts a folder (BJ_LOCK_FOLDER_START, held to the
+ * end of the transaction); the others find the lock taken, wait for it, and
+ * then see the folder running.  When none can be started, the transaction
+ * folds its own differences, so they never wait for a slot.  The folder's
+ * own deferrals need nothing while it holds its lock.
+ */
+static void
+make_sure_of_folder(void)
+{
+	LOCKTAG		folder;
+	LOCKTAG		start;
+
+	if (folder_holds_lock)
+		return;
+	batchjob_locktag(&folder, MyDatabaseId, BJ_LOCK_FOLDER);
+	if (!lock_free_now(&folder, ExclusiveLock))
+		return;
+	/*
+	 * A session lock, released before this returns: a transaction-level
+	 * one would pass to a prepared transaction and stay held until COMMIT
+	 * PREPARED.
+	 */
+	batchjob_locktag(&start, MyDatabaseId, BJ_LOCK_FOLDER_START);
+	(void) LockAcquire(&start, ExclusiveLock, true, false);
+	PG_TRY();
+	{
+		/* a folder started by whoever held the start lock before us? */
+		if (lock_free_now(&folder, ExclusiveLock) &&
+			!start_folder(MyDatabaseId))
+		{
+			ereport(DEBUG1,
+					(errmsg("batchjob could not start a folder: this transaction folds its own differences")));
+			fold_own_differences();
+		}
+	}
+	PG_FINALLY();
+	{
+		LockRelease(&start, ExclusiveLock, true);
+	}
+	PG_END_TRY();
+}
+
+static void
+reset_xact_state(void)
+{
+	deferred_in_xact = false;
+	leftovers_in_xact = false;
+	deferred_parents = NIL;		/* freed with TopTransactionContext */
+}
+
 static void
 fold_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
-			if (deferred_in_xact && !IsBackgroundWorker)
-			{
-				LOCKTAG		tag;
-
-				folder_locktag(&tag, MyDatabaseId);
-				if (lock_free_now(&tag, ExclusiveLock))
-					start_folder_at_commit = true;
-			}
+		case XACT_EVENT_PRE_PREPARE:
+			if (deferred_in_xact || leftovers_in_xact)
+				make_sure_of_folder();
 			break;
 		case XACT_EVENT_COMMIT:
-			if (start_folder_at_commit)
-				start_folder(MyDatabaseId);
-			deferred_in_xact = false;
-			start_folder_at_commit = false;
-			break;
+		case XACT_EVENT_PREPARE:
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-			deferred_in_xact = false;
-			start_folder_at_commit = false;
+			reset_xact_state();
 			break;
 		default:
 			break;
@@ -457,47 +659,53 @@ batchjob_init_fold(void)
 }
 
 /*
- * Folds what is waiting for every parent that has a difference, skipping
+ * Folds what waits for every parent that has a difference, skipping
  * parents another transaction holds (it is folding them).  Returns how many
  * parents are left with differences.  Must be connected to SPI.
  */
 static uint64
 fold_waiting(Oid nspid, bool v11, uint64 *nfolded)
 {
-	uint64		nparents;
+	int64		after = PG_INT64_MIN;
 	uint64		left = 0;
-	uint64		i;
-	int64	   *parents;
-	bool		isnull;
 
-	job_run_plan(job_plan(PLAN_PENDING_PARENTS, nspid), NULL, NULL, false,
-				 SPI_OK_SELECT, "finding waiting differences");
-	nparents = SPI_processed;
-	parents = palloc(sizeof(int64) * Max(nparents, 1));
-	for (i = 0; i < nparents; i++)
-		parents[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
-												 SPI_tuptable->tupdesc, 1,
-												 &isnull));
-	for (i = 0; i < nparents; i++)
+	for (;;)
 	{
-		/* a deleted parent's differences go too, either way */
-		if (!fold_parent(nspid, v11, parents[i], NULL, false))
+		Datum		values[1];
+		int64		parents[FOLDER_ROUND_PARENTS];
+		uint64		nparents;
+		uint64		i;
+		bool		isnull;
+
+		values[0] = Int64GetDatum(after);
+		job_run_plan(job_plan(PLAN_PENDING_PARENTS, nspid), values, NULL,
+					 false, SPI_OK_SELECT, "finding waiting differences");
+		nparents = SPI_processed;
+		if (nparents == 0)
+			break;
+		for (i = 0; i < nparents; i++)
+			parents[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+													 SPI_tuptable->tupdesc, 1,
+													 &isnull));
+		after = parents[nparents - 1];
+		for (i = 0; i < nparents; i++)
 		{
-			left++;
-			continue;
+			/* a deleted parent's differences go too, either way */
+			if (!fold_parent(nspid, v11, parents[i], NULL, false))
+				left++;
+			else if (nfolded)
+				(*nfolded)++;
 		}
-		if (nfolded)
-			(*nfolded)++;
 	}
-	pfree(parents);
 	return left;
 }
 
 /*
  * batchjob_fold(parent_job_id DEFAULT NULL): folds the waiting differences
- * of one parent, waiting for its lock if a worker holds it, or of every
- * parent (skipping those held right now).  Returns how many parents it
- * folded.  Never needed for correctness; handy in tests and after a restore.
+ * of one parent, waiting for its right to fold if another transaction
+ * holds it, or of every parent (skipping those held right now).  Returns
+ * how many parents it folded.  Never needed for correctness; handy in tests
+ * and after a restore.
  */
 Datum
 batchjob_fold(PG_FUNCTION_ARGS)
@@ -519,18 +727,198 @@ batchjob_fold(PG_FUNCTION_ARGS)
 }
 
 /*
- * One folder round in its own transaction, as the extension's owner.
- * Returns how many parents still have differences (held by others), or -1
- * when the extension is not installed in this database.
+ * batchjob_hold_folder_busy(hold boolean): makes the calling session hold
+ * (or let go of) the folder's busy lock, as a busy folder does, so that the
+ * hand-off can be tested without hoping that a load keeps a folder busy.
+ * Superuser only.  Returns whether the session holds it now.
+ */
+Datum
+batchjob_hold_folder_busy(PG_FUNCTION_ARGS)
+{
+	static bool held = false;
+	LOCKTAG		tag;
+
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be superuser to hold the folder's busy lock")));
+	batchjob_locktag(&tag, MyDatabaseId, BJ_LOCK_FOLDER_BUSY);
+	if (PG_GETARG_BOOL(0) && !held)
+		held = LockAcquire(&tag, ExclusiveLock, true, true) !=
+			LOCKACQUIRE_NOT_AVAIL;
+	else if (!PG_GETARG_BOOL(0) && held)
+	{
+		LockRelease(&tag, ExclusiveLock, true);
+		held = false;
+	}
+	PG_RETURN_BOOL(held);
+}
+
+/*
+ * What went wrong with a parent's fold in this folder, so that the server
+ * log says it once, not every round.
+ */
+typedef struct FoldTrouble
+{
+	int64		parent_id;		/* hash key */
+	TimestampTz since;			/* first failed or skipped */
+	bool		logged;
+} FoldTrouble;
+
+static HTAB *fold_troubles = NULL;
+
+static FoldTrouble *
+fold_trouble(int64 parent_id, bool create)
+{
+	bool		found;
+	FoldTrouble *t;
+
+	if (fold_troubles == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (!create)
+			return NULL;
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(FoldTrouble);
+		fold_troubles = hash_create("batchjob fold troubles", 64, &ctl,
+									HASH_ELEM | HASH_BLOBS);
+	}
+	t = hash_search(fold_troubles, &parent_id, create ? HASH_ENTER : HASH_FIND,
+					&found);
+	if (create && !found)
+	{
+		t->since = GetCurrentTimestamp();
+		t->logged = false;
+	}
+	return t;
+}
+
+/*
+ * Folds one parent for the folder, in a subtransaction: a fold that fails
+ * (its sums overflow, a constraint, its row locked past the lock timeout)
+ * is rolled back for that parent alone and the round goes on.  A failure
+ * is logged once, with the parent's id; its differences stay, for
+ * batchjob_verify() to report and batchjob_refresh_parent() to repair.  A
+ * parent whose row stays locked is retried every round, and logged once
+ * when it has waited FOLD_BOUND_SECS.  Returns 1 when folded, 0 when left
+ * for a later round, -1 when the fold failed.
+ */
+static int
+folder_fold_parent(Oid nspid, bool v11, int64 parent_id)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	int			result;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		result = fold_parent(nspid, v11, parent_id, NULL, false) ? 1 : 0;
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (result == 1 && fold_troubles != NULL)
+			(void) hash_search(fold_troubles, &parent_id, HASH_REMOVE, NULL);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		FoldTrouble *t;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+
+		t = fold_trouble(parent_id, true);
+		if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+		{
+			result = 0;
+			if (!t->logged &&
+				TimestampDifferenceExceeds(t->since, GetCurrentTimestamp(),
+										   FOLD_BOUND_SECS * 1000))
+			{
+				ereport(LOG,
+						(errmsg("batchjob could not fold into parent job " INT64_FORMAT " for %d seconds: its row is locked by another transaction",
+								parent_id, FOLD_BOUND_SECS),
+						 errhint("Its differences wait in batch_job_deltas until that transaction ends.")));
+				t->logged = true;
+			}
+		}
+		else
+		{
+			result = -1;
+			if (!t->logged)
+			{
+				ereport(LOG,
+						(errcode(edata->sqlerrcode),
+						 errmsg("batchjob could not fold into parent job " INT64_FORMAT ": %s",
+								parent_id, edata->message),
+						 errdetail("Its differences stay in batch_job_deltas; every other parent goes on folding."),
+						 errhint("batchjob_verify() reports the parent; batchjob_refresh_parent(" INT64_FORMAT ") recomputes it from its children.",
+								 parent_id)));
+				t->logged = true;
+			}
+		}
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/*
+ * Waits until every transaction that holds a lock on batch_job_deltas
+ * (relid) that conflicts with a read of all of it has ended: each one that
+ * wrote a difference, prepared transactions included.  Polls instead of
+ * queueing on their locks, so that the folder's lock_timeout, meant for
+ * parent rows, does not cut the wait short.
+ */
+static void
+wait_for_writers(Oid relid)
+{
+	LOCKTAG		tag;
+	VirtualTransactionId *writers;
+	int			n;
+	int			i;
+
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
+	writers = GetLockConflicts(&tag, ShareLock, &n);
+	for (i = 0; i < n; i++)
+	{
+		while (!VirtualXactLock(writers[i], false))
+		{
+			(void) WaitLatch(MyLatch,
+							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 FOLDER_NAP_MS, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+}
+
+/*
+ * One folder round in its own transaction, as the extension's owner: up to
+ * FOLDER_ROUND_PARENTS parents with waiting differences, starting after
+ * *cursor and wrapping around.  Returns how many parents are left for a
+ * later round (held by others, or more than a round holds), or -1 when the
+ * extension is not installed in this database.
+ *
+ * The final sweep first waits for every transaction still writing
+ * batch_job_deltas, and only then takes the snapshots it folds with (read
+ * committed: a snapshot per statement).
  */
 static int64
-folder_round(bool final_sweep, bool *idle, uint64 *nrows)
+folder_round(bool final_sweep, int64 *cursor, bool *idle, uint64 *nrows)
 {
 	int64		left = -1;
 	uint64		nfolded = 0;
 	bool		isnull;
-	Oid			save_userid;
-	int			save_sec_context;
+	Oid			nspid = InvalidOid;
+	Oid			owner = InvalidOid;
 
 	rows_folded = 0;
 	SetCurrentStatementStartTimestamp();
@@ -538,47 +926,73 @@ folder_round(bool final_sweep, bool *idle, uint64 *nrows)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-
-	if (final_sweep)
-	{
-		/* wait out every transaction still writing differences */
-		if (SPI_execute("SELECT c.oid FROM pg_catalog.pg_class c"
-						" JOIN pg_catalog.pg_extension e"
-						" ON c.relnamespace OPERATOR(pg_catalog.=) e.extnamespace"
-						" WHERE e.extname OPERATOR(pg_catalog.=) 'batchjob'"
-						" AND c.relname OPERATOR(pg_catalog.=) 'batch_job_deltas'",
-						true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not look up batch_job_deltas");
-		if (SPI_processed > 0)
-		{
-			LOCKTAG		tag;
-			Oid			relid;
-
-			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-												   SPI_tuptable->tupdesc, 1,
-												   &isnull));
-			SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
-			WaitForLockers(tag, ShareLock, false);
-		}
-	}
-
-	if (SPI_execute("SELECT extnamespace, extowner FROM pg_catalog.pg_extension"
-					" WHERE extname OPERATOR(pg_catalog.=) 'batchjob'",
+	if (SPI_execute("SELECT e.extnamespace, e.extowner, c.oid"
+					" FROM pg_catalog.pg_extension e"
+					" LEFT JOIN pg_catalog.pg_class c"
+					" ON c.relnamespace OPERATOR(pg_catalog.=) e.extnamespace"
+					" AND c.relname OPERATOR(pg_catalog.=) 'batch_job_deltas'"
+					" WHERE e.extname OPERATOR(pg_catalog.=) 'batchjob'",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not look up the batchjob extension");
 	if (SPI_processed > 0)
 	{
-		Oid			nspid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-														   SPI_tuptable->tupdesc,
-														   1, &isnull));
-		Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-														   SPI_tuptable->tupdesc,
-														   2, &isnull));
+		HeapTuple	row = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		Oid			deltas;
+
+		nspid = DatumGetObjectId(SPI_getbinval(row, desc, 1, &isnull));
+		owner = DatumGetObjectId(SPI_getbinval(row, desc, 2, &isnull));
+		deltas = DatumGetObjectId(SPI_getbinval(row, desc, 3, &isnull));
+		if (final_sweep && !isnull)
+		{
+			PopActiveSnapshot();
+			wait_for_writers(deltas);
+			PushActiveSnapshot(GetTransactionSnapshot());
+		}
+	}
+
+	if (OidIsValid(nspid))
+	{
+		bool		v11 = job_schema_is_v11(nspid);
+		Oid			save_userid;
+		int			save_sec_context;
+		Datum		values[1];
+		int64		parents[FOLDER_ROUND_PARENTS];
+		uint64		nparents;
+		uint64		i;
 
 		GetUserIdAndSecContext(&save_userid, &save_sec_context);
 		SetUserIdAndSecContext(owner,
 							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-		left = (int64) fold_waiting(nspid, job_schema_is_v11(nspid), &nfolded);
+
+		values[0] = Int64GetDatum(*cursor);
+		job_run_plan(job_plan(PLAN_PENDING_PARENTS, nspid), values, NULL,
+					 false, SPI_OK_SELECT, "finding waiting differences");
+		if (SPI_processed == 0 && *cursor != PG_INT64_MIN)
+		{
+			*cursor = PG_INT64_MIN;
+			values[0] = Int64GetDatum(*cursor);
+			job_run_plan(job_plan(PLAN_PENDING_PARENTS, nspid), values, NULL,
+						 false, SPI_OK_SELECT, "finding waiting differences");
+		}
+		nparents = SPI_processed;
+		for (i = 0; i < nparents; i++)
+			parents[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+													 SPI_tuptable->tupdesc, 1,
+													 &isnull));
+		/* a full round may not be all: come back without a quiet spell */
+		left = nparents == FOLDER_ROUND_PARENTS ? 1 : 0;
+		*cursor = nparents == FOLDER_ROUND_PARENTS ?
+			parents[nparents - 1] : PG_INT64_MIN;
+		for (i = 0; i < nparents; i++)
+		{
+			int			r = folder_fold_parent(nspid, v11, parents[i]);
+
+			if (r > 0)
+				nfolded++;
+			else if (r == 0)
+				left++;
+		}
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 	}
 
@@ -589,7 +1003,78 @@ folder_round(bool final_sweep, bool *idle, uint64 *nrows)
 	pgstat_report_activity(STATE_IDLE, NULL);
 	*idle = (nfolded == 0 && left <= 0);
 	*nrows = rows_folded;
+	return OidIsValid(nspid) ? left : -1;
+}
+
+/*
+ * A round whose own statements fail (a catalog lock that DDL holds past the
+ * lock timeout, say) is logged and tried again after a nap, rather than
+ * ending the folder: folds of single parents never get here (see
+ * folder_fold_parent).  Counts as idle, so a folder that meets only errors
+ * still leaves after its quiet spell.
+ */
+static int64
+folder_round_safely(bool final_sweep, int64 *cursor, bool *idle,
+					uint64 *nrows)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int64		left = 0;
+
+	PG_TRY();
+	{
+		left = folder_round(final_sweep, cursor, idle, nrows);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		*idle = true;
+		*nrows = 0;
+		left = final_sweep ? 1 : 0;
+		pg_usleep(100 * 1000L);
+	}
+	PG_END_TRY();
 	return left;
+}
+
+/*
+ * The settings the folder's work depends on, whatever the database's or
+ * role's defaults say (ALTER DATABASE ... SET, which its owner may do):
+ * read-write READ COMMITTED transactions (each statement sees what
+ * committed before it), no timeouts, triggers firing (the rollup carries a
+ * nested parent's change up), no search_path but pg_catalog.
+ *
+ * Under load batch_job_deltas is a queue: thousands of rows a second go in
+ * and out, and its statistics say little about the next round.  A
+ * sequential or bitmap scan there reads every dead row each time a parent
+ * is folded; a plain index scan reads only the parent's entries and marks
+ * the dead ones, so later scans and inserts skip them.  Every statement the
+ * folder runs finds its rows through an index.
+ */
+static void
+folder_settings(void)
+{
+	static const char *const settings[][2] = {
+		{"search_path", "pg_catalog, pg_temp"},
+		{"default_transaction_isolation", "read committed"},
+		{"default_transaction_read_only", "off"},
+		{"default_transaction_deferrable", "off"},
+		{"statement_timeout", "0"},
+		{"lock_timeout", FOLDER_LOCK_TIMEOUT},
+		{"idle_in_transaction_session_timeout", "0"},
+		{"idle_session_timeout", "0"},
+		{"session_replication_role", "origin"},
+		{"enable_seqscan", "off"},
+		{"enable_bitmapscan", "off"},
+	};
+	int			i;
+
+	for (i = 0; i < lengthof(settings); i++)
+		SetConfigOption(settings[i][0], settings[i][1], PGC_SUSET,
+						PGC_S_OVERRIDE);
 }
 
 /*
@@ -605,36 +1090,20 @@ batchjob_folder_main(Datum main_arg)
 	LOCKTAG		tag;
 	LOCKTAG		busy_tag;
 	bool		busy = false;
+	int64		cursor = PG_INT64_MIN;
 	TimestampTz last_work;
 
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
 	pgstat_report_appname("batchjob folder");
+	folder_settings();
 
-	/*
-	 * The database's own search_path (ALTER DATABASE ... SET, which its
-	 * owner may do) must not reach the statements the folder prepares and
-	 * runs as the extension's owner.
-	 */
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET,
-					PGC_S_OVERRIDE);
-
-	/*
-	 * Under load batch_job_deltas is a queue: thousands of rows a second
-	 * go in and out, and its statistics say little about the next round.
-	 * A sequential or bitmap scan there reads every dead row each time a
-	 * parent is folded; a plain index scan reads only the parent's entries
-	 * and marks the dead ones, so later scans and inserts skip them.  Every
-	 * statement the folder runs finds its rows through an index.
-	 */
-	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("enable_bitmapscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
-
-	folder_locktag(&tag, dbid);
+	batchjob_locktag(&tag, dbid, BJ_LOCK_FOLDER);
 	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
 		proc_exit(0);			/* another folder serves this database */
-	folder_busy_locktag(&busy_tag, dbid);
+	folder_holds_lock = true;
+	batchjob_locktag(&busy_tag, dbid, BJ_LOCK_FOLDER_BUSY);
 
 	last_work = GetCurrentTimestamp();
 	for (;;)
@@ -644,7 +1113,7 @@ batchjob_folder_main(Datum main_arg)
 		uint64		nrows;
 
 		CHECK_FOR_INTERRUPTS();
-		left = folder_round(false, &idle, &nrows);
+		left = folder_round_safely(false, &cursor, &idle, &nrows);
 		if (left < 0)
 			break;
 
@@ -671,12 +1140,14 @@ batchjob_folder_main(Datum main_arg)
 			/* hand over: see the file header for why this is enough */
 			Assert(!busy);
 			LockRelease(&tag, ExclusiveLock, true);
-			left = folder_round(true, &idle, &nrows);
+			folder_holds_lock = false;
+			left = folder_round_safely(true, &cursor, &idle, &nrows);
 			if (left <= 0)
 				break;
 			if (LockAcquire(&tag, ExclusiveLock, true, true) ==
 				LOCKACQUIRE_NOT_AVAIL)
 				break;
+			folder_holds_lock = true;
 			last_work = GetCurrentTimestamp();
 		}
 

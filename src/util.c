@@ -270,8 +270,10 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 		0, {InvalidOid}
 	},
 	[PLAN_PENDING_PARENTS] = {
-		"SELECT DISTINCT parent_job_id FROM %2$s ORDER BY 1 LIMIT 256",
-		0, {InvalidOid}
+		/* a round's worth of parents, after $1: see FOLDER_ROUND_PARENTS */
+		"SELECT DISTINCT parent_job_id FROM %2$s WHERE parent_job_id > $1"
+		" ORDER BY 1 LIMIT 32",
+		1, {INT8OID}
 	},
 	[PLAN_DROP_ORPHAN_DELTAS] = {
 		"DELETE FROM %2$s WHERE parent_job_id = $1"
