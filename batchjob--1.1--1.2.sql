@@ -161,7 +161,7 @@ $$;
 /* For tests of the hand-off: hold the busy lock a busy folder holds. */
 CREATE FUNCTION @extschema@.batchjob_hold_folder_busy(hold boolean)
 RETURNS boolean
-LANGUAGE c STRICT
+LANGUAGE c
 AS 'MODULE_PATHNAME', 'batchjob_hold_folder_busy';
 
 COMMENT ON FUNCTION @extschema@.batchjob_hold_folder_busy(boolean) IS

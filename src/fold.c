@@ -742,6 +742,7 @@ batchjob_hold_folder_busy(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be superuser to hold the folder's busy lock")));
+	job_require_arg(fcinfo, 0, "hold");
 	batchjob_locktag(&tag, MyDatabaseId, BJ_LOCK_FOLDER_BUSY);
 	if (PG_GETARG_BOOL(0) && !held)
 		held = LockAcquire(&tag, ExclusiveLock, true, true) !=
