@@ -34,12 +34,13 @@
  * zero counters, and only a copy of an existing parent comes with its
  * children counted), or with differences already waiting for it in
  * batch_job_deltas (its figures were all still waiting when the dump was
- * taken; pg_dump loads batch_job_deltas before batch_jobs).  Any other
- * parent, a new one inserted together with its children, gets them added as
- * usual.  The rule holds at every level of nesting: a sub-parent is a child
- * of its own parent.  It needs the parent and its children in one
- * statement, which is why a dump taken with --inserts (a statement per row)
- * cannot be restored exactly.
+ * taken; pg_dump loads batch_job_deltas before batch_jobs, which a parallel
+ * pg_restore may not wait for).  Any other parent, a new one inserted
+ * together with its children, gets them added as usual.  The rule holds
+ * at every level of nesting: a sub-parent is a child of its own parent.
+ * It needs the parent and its children in one statement, which is why a
+ * dump taken with --inserts (a statement per row) cannot be restored
+ * exactly.
  *
  *-------------------------------------------------------------------------
  */
