@@ -2,7 +2,7 @@
 # scripts/test.sh - runs every test suite of batchjob against a throwaway
 # cluster: pg_regress (sql/), the isolation tester (specs/), pgTAP (test/),
 # the notification and upgrade scripts, the multi-client stress test
-# (test/stress/) and the crash tests (test/t/).  Ends with the line
+# (test/stress/) and the crash and restore tests (test/t/).  Ends with the line
 # "N passed, N failed" counting every test of every suite; exits non-zero
 # when any failed.
 #
@@ -92,9 +92,9 @@ if [ -x "$BJ_ROOT/test/stress/run.sh" ]; then
 	count_tap "$out/stress.log" $rc
 fi
 
-# Crash tests (test/t/*.pl, PostgreSQL::Test::Cluster): each starts servers
+# Crash and restore tests (test/t/*.pl, PostgreSQL::Test::Cluster): each starts servers
 # of its own, so they run as postgres, in a directory postgres owns.
-bj_log "crash tests (TAP)"
+bj_log "crash and restore tests (TAP)"
 tapdir=$(mktemp -d /tmp/batchjob-tap.XXXXXX)
 chown postgres: "$tapdir"
 set +e

@@ -23,6 +23,25 @@
  * parent is itself a statement on batch_jobs, so it fires the rollup again,
  * which carries the parent's own change to its parent.
  *
+ * Restores.  pg_dump keeps batch_jobs, batch_job_deltas and the identity
+ * sequence (pg_extension_config_dump), and a restore loads each table with
+ * one COPY after CREATE EXTENSION, triggers on.  The dump is one snapshot,
+ * in which every parent's stored figures plus its waiting differences
+ * already equal its children; adding the children again as the COPY brings
+ * them would count each one twice.  So a child contributes nothing to a
+ * parent row that the same INSERT statement brought "already counted": with
+ * child counters that are not all zero (a parent that a user inserts has
+ * zero counters, and only a copy of an existing parent comes with its
+ * children counted), or with differences already waiting for it in
+ * batch_job_deltas (its figures were all still waiting when the dump was
+ * taken; pg_dump loads batch_job_deltas before batch_jobs, which a parallel
+ * pg_restore may not wait for).  Any other parent, a new one inserted
+ * together with its children, gets them added as usual.  The rule holds
+ * at every level of nesting: a sub-parent is a child of its own parent.
+ * It needs the parent and its children in one statement, which is why a
+ * dump taken with --inserts (a statement per row) cannot be restored
+ * exactly.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -58,11 +77,20 @@ typedef struct OldParent
 	int64		parent_id;
 } OldParent;
 
+/* A parent row an INSERT statement brought, for restores (see above). */
+typedef struct ArrivedParent
+{
+	int64		job_id;			/* hash key */
+	bool		counted;		/* came with child counters not all zero */
+} ArrivedParent;
+
 /* What one run of the rollup gathers from the transition tables. */
 typedef struct RollupState
 {
 	HTAB	   *deltas;			/* ParentDelta by parent id */
 	HTAB	   *old_parents;	/* OldParent by job id */
+	HTAB	   *arrived;		/* ArrivedParent by job id; NULL unless the
+								 * statement is an INSERT */
 	List	   *moved;			/* parents placed under a new parent: pairs
 								 * job_id, parent_id as int64 pointers */
 } RollupState;
@@ -367,6 +395,53 @@ batchjob_guard(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Notes a parent row the INSERT statement brought, and whether it came with
+ * its children already counted in its child_* counters.
+ */
+static void
+note_arrived_parent(RollupState *state, TupleTableSlot *slot,
+					const JobColumns *col, int64 job_id)
+{
+	ArrivedParent *ap;
+	bool		isnull;
+	int			i;
+
+	ap = hash_search(state->arrived, &job_id, HASH_ENTER, NULL);
+	ap->counted = false;
+	for (i = 0; i < JOB_NSTATUS; i++)
+	{
+		Datum		d = slot_getattr(slot, col->child[i], &isnull);
+
+		if (!isnull && DatumGetInt64(d) != 0)
+			ap->counted = true;
+	}
+}
+
+/*
+ * Whether the children an INSERT brought must not be added to this parent:
+ * the same statement brought the parent already counting them (see the
+ * file's header).  A parent that came with zero counters counts them too
+ * when differences already wait for it, which only a restore that loaded
+ * batch_job_deltas first leaves for a parent it has not inserted yet.
+ * Must be connected to SPI.
+ */
+static bool
+arrived_counted(const RollupState *state, Oid nspid, int64 parent_id)
+{
+	ArrivedParent *ap;
+	Datum		values[1] = {Int64GetDatum(parent_id)};
+
+	ap = hash_search(state->arrived, &parent_id, HASH_FIND, NULL);
+	if (ap == NULL)
+		return false;
+	if (ap->counted)
+		return true;
+	job_run_plan(job_plan(PLAN_WAITING_FOR_PARENT, nspid), values, NULL,
+				 false, SPI_OK_SELECT, "looking for waiting differences");
+	return SPI_processed > 0;
+}
+
+/*
  * Adds every child row of a transition table to its parent's difference,
  * with sign +1 (new rows) or -1 (old rows).  Rows without a parent, which
  * include every parent row the rollup itself updates, are skipped.
@@ -395,11 +470,15 @@ accumulate(RollupState *state, Tuplestorestate *store, Relation rel,
 		bool		found;
 		JobStatus	status;
 
+		job_id = DatumGetInt64(slot_getattr(slot, col->job_id, &isnull));
+		if (state->arrived != NULL &&
+			DatumGetBool(slot_getattr(slot, col->is_parent, &isnull)))
+			note_arrived_parent(state, slot, col, job_id);
+
 		d = slot_getattr(slot, col->parent_job_id, &isnull);
 		if (isnull)
 			continue;
 		parent_id = DatumGetInt64(d);
-		job_id = DatumGetInt64(slot_getattr(slot, col->job_id, &isnull));
 		status = job_status_from_datum(slot_getattr(slot, col->status, &isnull),
 									   job_id);
 
@@ -624,6 +703,13 @@ batchjob_rollup(PG_FUNCTION_ARGS)
 	ctl.entrysize = sizeof(OldParent);
 	state.old_parents = hash_create("batchjob rollup old parents", 8, &ctl,
 									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	state.arrived = NULL;
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+	{
+		ctl.entrysize = sizeof(ArrivedParent);
+		state.arrived = hash_create("batchjob rollup arrived parents", 8, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
 	state.moved = NIL;
 
 	if (trigdata->tg_oldtable != NULL)
@@ -645,6 +731,17 @@ batchjob_rollup(PG_FUNCTION_ARGS)
 			elog(ERROR, "SPI_connect failed");
 		foreach(lc, state.moved)
 			check_no_cycle(nspid, (const int64 *) lfirst(lc));
+
+		/* a restore: parents that came with their children counted */
+		if (state.arrived != NULL && hash_get_num_entries(state.arrived) > 0)
+		{
+			long		kept = 0;
+
+			for (i = 0; i < n; i++)
+				if (!arrived_counted(&state, nspid, sorted[i]->parent_id))
+					sorted[kept++] = sorted[i];
+			n = kept;
+		}
 
 		qsort(sorted, n, sizeof(ParentDelta *), compare_parent_ids);
 		busy = n > 0 && folder_is_busy();

@@ -280,6 +280,11 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 		" AND NOT EXISTS (SELECT FROM %1$s WHERE job_id = $1)",
 		1, {INT8OID}
 	},
+	[PLAN_WAITING_FOR_PARENT] = {
+		/* does any difference wait for parent $1?  An index probe */
+		"SELECT FROM %2$s WHERE parent_job_id = $1 LIMIT 1",
+		1, {INT8OID}
+	},
 	[PLAN_INSERT_PARENT_V11] = {
 		"INSERT INTO %1$s"
 		" (status, criteria, created_by, priority, total_records, is_parent,"

@@ -1,14 +1,15 @@
 /*
  * test/plain_sql.sql - pgTAP: the rollup keeps parents right whatever SQL
  * changes their children: INSERT, UPDATE, DELETE, bulk statements, moving a
- * child between parents, upserts, MERGE and cascading deletes.
+ * child between parents, upserts, MERGE and cascading deletes, and a
+ * parent inserted together with its children in one statement.
  *
  * After each change a parent is checked two ways: against figures computed
  * here from its children (an oracle independent of the extension), and
  * against batchjob_refresh_parent(), which must find nothing to repair.
  */
 BEGIN;
-SELECT plan(58);
+SELECT plan(65);
 
 CREATE TEMP TABLE ids (name text PRIMARY KEY, id bigint NOT NULL);
 -- An unknown name is an error, so that a typo cannot make a comparison
@@ -396,6 +397,58 @@ SELECT is(pg_temp.stored('f'),
     'COPY of finished children: the parent is rolled up and COMPLETED');
 SELECT is(pg_temp.refresh_diff('f'), '{}',
     'COPY: refresh finds nothing to repair');
+
+/* ---- a parent and its children in one statement ---- */
+
+-- a new parent (zero counters) with its children: they are added to it
+INSERT INTO batch_jobs (job_id, is_parent, parent_job_id, batch_number, status,
+                        total_records, processed_records, success_count,
+                        error_count, created_by)
+VALUES (-50, true, NULL, NULL, 'PENDING', NULL, 0, 0, 0, 'plain'),
+       (DEFAULT, false, -50, 1, 'COMPLETED', 5, 5, 4, 1, 'plain'),
+       (DEFAULT, false, -50, 2, 'PROCESSING', 7, 2, 2, 0, 'plain'),
+       (DEFAULT, false, -50, 3, 'PENDING', 9, 0, 0, 0, 'plain');
+INSERT INTO ids VALUES ('g', -50);
+SELECT is(pg_temp.stored('g'),
+    '{"pending": 1, "processing": 1, "completed": 1, "failed": 0,
+      "cancelled": 0, "total_records": 21, "processed_records": 7,
+      "success_count": 6, "error_count": 1, "status": "PROCESSING",
+      "error_details": null}'::jsonb,
+    'a new parent inserted with its children in one statement: they roll up');
+SELECT is(pg_temp.refresh_diff('g'), '{}',
+    'a new parent with its children: refresh finds nothing to repair');
+
+-- the same two levels deep: a new root, a new parent under it, its children
+-- (ids from the identity, so that the root's is the smaller, as usual)
+INSERT INTO ids SELECT 'h', nextval(pg_get_serial_sequence('batch_jobs', 'job_id'));
+INSERT INTO ids SELECT 'h1', nextval(pg_get_serial_sequence('batch_jobs', 'job_id'));
+INSERT INTO batch_jobs (job_id, is_parent, parent_job_id, batch_number, status,
+                        total_records, processed_records, success_count,
+                        created_by)
+VALUES (pg_temp.jid('h'), true, NULL, NULL, 'PENDING', NULL, 0, 0, 'plain'),
+       (pg_temp.jid('h1'), true, pg_temp.jid('h'), 1, 'PENDING', NULL, 0, 0, 'plain'),
+       (DEFAULT, false, pg_temp.jid('h1'), 1, 'COMPLETED', 4, 4, 4, 'plain'),
+       (DEFAULT, false, pg_temp.jid('h1'), 2, 'CANCELLED', 6, 0, 0, 'plain');
+SELECT is(pg_temp.stored('h1'), pg_temp.computed('h1'),
+    'nested, in one statement: the new parent matches its children');
+SELECT is(pg_temp.stored('h'), pg_temp.computed('h'),
+    'nested, in one statement: the new root matches its child parent');
+SELECT is(pg_temp.stored('h') ->> 'status', 'COMPLETED',
+    'nested, in one statement: the root is COMPLETED, as its parent is');
+
+-- a parent that arrives with its children already counted (what a restore
+-- of a dump brings) and those children in the same statement: not again
+INSERT INTO batch_jobs (job_id, is_parent, parent_job_id, batch_number, status,
+                        total_records, processed_records, success_count,
+                        child_completed, started_at, completed_at, created_by)
+VALUES (DEFAULT, false, -70, 1, 'COMPLETED', 5, 5, 5, 0, now(), now(), 'plain'),
+       (-70, true, NULL, NULL, 'COMPLETED', 12, 12, 12, 2, now(), now(), 'plain'),
+       (DEFAULT, false, -70, 2, 'COMPLETED', 7, 7, 7, 0, now(), now(), 'plain');
+INSERT INTO ids VALUES ('k', -70);
+SELECT is(pg_temp.stored('k'), pg_temp.computed('k'),
+    'a parent inserted with its children counted: they are not added again');
+SELECT is(pg_temp.refresh_diff('k'), '{}',
+    'a parent inserted with its children counted: refresh finds nothing to repair');
 
 /* ---- the checks above can fail ---- */
 
