@@ -80,8 +80,8 @@ done_payload() { printf '{"job_id": %s, "status": "%s"}' "$1" "$2"; }
 echo "1..$PLAN"
 
 ver=$(psql_q -c "SELECT extversion FROM pg_extension WHERE extname = 'batchjob'" 2>&1)
-if [ "$ver" != "1.1" ]; then
-	echo "Bail out! batchjob 1.1 is not installed in database ${PGDATABASE:-?} (got: $ver)"
+if [ "$ver" != "1.1" ] && [ "$ver" != "1.2" ]; then
+	echo "Bail out! batchjob 1.1 or later is not installed in database ${PGDATABASE:-?} (got: $ver)"
 	exit 1
 fi
 

@@ -492,7 +492,7 @@ step install "$DB" <<-'SQL'
 	CREATE EXTENSION batchjob;
 	SELECT 'version=' || extversion FROM pg_extension WHERE extname = 'batchjob';
 SQL
-is "$(rc install),$(get install version)" "0,1.1" "A: CREATE EXTENSION batchjob succeeds next to the traps" "$(why install)"
+is "$(rc install),$(get install version)" "0,1.2" "A: CREATE EXTENSION batchjob succeeds next to the traps" "$(why install)"
 nothing "A: during CREATE EXTENSION" "$DB" "$work/install.err"
 
 exercise A "$DB" ""
@@ -645,7 +645,7 @@ step up "$UPDB" "hostile,public" <<-'SQL'
 	SELECT 'version=' OPERATOR(pg_catalog.||) extversion FROM pg_catalog.pg_extension
 	 WHERE extname OPERATOR(pg_catalog.=) 'batchjob';
 SQL
-is "$(rc up),$(get up version)" "0,1.1" "G: ALTER EXTENSION batchjob UPDATE succeeds next to the traps" "$(why up)"
+is "$(rc up),$(get up version)" "0,1.2" "G: ALTER EXTENSION batchjob UPDATE succeeds next to the traps" "$(why up)"
 is "$(clean "$UPDB" "SELECT concat_ws(',', status, child_processing, child_completed, processed_records,
                                       (SELECT count(*) FROM public.batch_jobs c WHERE c.parent_job_id = p.job_id
                                           AND c.status = 'PROCESSING' AND c.locked_until IS NOT NULL))
