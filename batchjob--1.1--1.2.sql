@@ -168,3 +168,12 @@ COMMENT ON FUNCTION @extschema@.batchjob_hold_folder_busy(boolean) IS
     'superuser only, for tests: the session holds (true) or lets go of (false) the folder''s busy lock, so rollups in other sessions defer to the folder';
 
 REVOKE ALL ON FUNCTION @extschema@.batchjob_hold_folder_busy(boolean) FROM PUBLIC;
+
+/*
+ * The progress view reads batch_jobs as its owner, whom row-level security
+ * passes over, and applies the tenant filter itself; as a security barrier
+ * that filter runs before any function of the caller's query, so a cheap
+ * "leaky" function in a WHERE clause cannot see other tenants' rows.
+ * Leakproof operators (job_id = $1) still reach the index.
+ */
+ALTER VIEW @extschema@.batch_job_progress SET (security_barrier = true);

@@ -150,6 +150,7 @@ extern bool folder_is_busy(void);
 
 /* src/tenant.c */
 extern void batchjob_define_gucs(void);
+extern bool tenant_isolation_enabled(void);
 extern Datum tenant_scope_datum(Oid nspid, Oid roleid, bool *isnull);
 extern void check_job_tenant(Oid nspid, int64 job_id);
 extern void check_jobs_tenant(Oid nspid, Datum job_ids);

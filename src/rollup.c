@@ -148,6 +148,16 @@ notify_listeners(HeapTuple newtup, TupleDesc desc, const JobColumns *col,
 		{
 			char	   *payload;
 
+			/*
+			 * Any role that can connect may LISTEN: with tenant isolation
+			 * on, the message only says that some parent finished, and the
+			 * listener reads what it may see of it.
+			 */
+			if (tenant_isolation_enabled())
+			{
+				Async_Notify("batchjob_parent_done", NULL);
+				return;
+			}
 			payload = psprintf("{\"job_id\": " INT64_FORMAT ", \"status\": \"%s\"}",
 							   job_id, job_status_names[new_status]);
 			Async_Notify("batchjob_parent_done", payload);

@@ -54,6 +54,13 @@ batchjob_define_gucs(void)
 	BJ_RESERVE_GUC_PREFIX("batchjob");
 }
 
+/* Is batchjob.tenant_isolation on in this session? */
+bool
+tenant_isolation_enabled(void)
+{
+	return tenant_isolation;
+}
+
 /*
  * The tenants roleid acts for, as a text[] Datum, or *isnull when it is not
  * restricted (isolation off, superuser, admin, or a worker serving all).

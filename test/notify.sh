@@ -20,7 +20,7 @@ set -uo pipefail
 TAG="notify.sh:$$"
 PRIO=2000000000
 APP="bj_notify_listener_$$"
-PLAN=19
+PLAN=22
 
 work=$(mktemp -d /tmp/batchjob-notify.XXXXXX)
 listener_pid=
@@ -39,6 +39,7 @@ cleanup() {
 		DELETE FROM batch_jobs WHERE created_by = :'tag' AND parent_job_id IS NULL;
 		DELETE FROM batch_jobs WHERE created_by = :'tag';
 	SQL
+	psql_q -c "DROP ROLE IF EXISTS bj_notify_nobody" >/dev/null 2>&1
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -87,7 +88,9 @@ fi
 
 # the listener: reads its commands from a FIFO, so it stays connected
 mkfifo "$work/listener.in"
-PGAPPNAME=$APP psql -X -q -A -t <"$work/listener.in" >"$work/listener.out" 2>&1 &
+# the listener is a role with no batchjob grant: anyone who can connect
+psql_q -c "DROP ROLE IF EXISTS bj_notify_nobody" -c "CREATE ROLE bj_notify_nobody LOGIN" >/dev/null
+PGAPPNAME=$APP PGUSER=bj_notify_nobody psql -X -q -A -t <"$work/listener.in" >"$work/listener.out" 2>&1 &
 listener_pid=$!
 exec 3>"$work/listener.in"
 printf '%s\n' "LISTEN batchjob_jobs_available;" "LISTEN batchjob_parent_done;" \
@@ -215,6 +218,18 @@ session J <<-'SQL'
 	  FROM batchjob_split((SELECT max(job_id) FROM batch_jobs WHERE created_by = :'tag' AND is_parent), 30, 10);
 SQL
 
+# K: with batchjob.tenant_isolation on, a finishing parent says that some
+# parent finished, not which one or how: the listener (any role that can
+# connect) must not learn other tenants' job ids and statuses.
+session K <<-'SQL'
+	SELECT 'pid=' || pg_backend_pid();
+	SET batchjob.tenant_isolation = on;
+	SELECT 'parent=' || job_id FROM batchjob_create_parent('{"notify": "K"}', :'tag', :prio + 1);
+	SELECT 'child=' || job_id FROM batchjob_create_child((SELECT max(job_id) FROM batch_jobs WHERE created_by = :'tag' AND is_parent), 1, 0, 10);
+	SELECT 'claimed=' || job_id FROM batchjob_claim('notify', 1);
+	SELECT 'status=' || status FROM batchjob_complete((SELECT max(job_id) FROM batch_jobs WHERE created_by = :'tag'));
+SQL
+
 # let the listener take in what was sent, then close it
 printf '%s\n' "SELECT pg_sleep(0.5);" "SELECT 'done';" >&3
 exec 3>&-
@@ -225,7 +240,7 @@ ok() { if "$@"; then echo 1; else echo 0; fi; }
 
 A=$(get A pid) B1=$(get B1 pid) B2=$(get B2 pid) Cp=$(get C pid) D=$(get D pid)
 E=$(get E pid) F=$(get F pid) G=$(get G pid) H=$(get H pid) I=$(get I pid)
-J=$(get J pid)
+J=$(get J pid) K=$(get K pid)
 
 result "$(ok ran A)" "A: creating a parent and two children works" "$(why A)"
 result "$(ok test "$(received "$A" batchjob_jobs_available -)" = 1)" \
@@ -270,6 +285,14 @@ result "$(ok eval 'ran J && [ "$(get J children)" = 3 ]')" \
 result "$(ok test "$(received "$J" batchjob_jobs_available -)" = 1)" \
 	"J: three new children in one transaction send one batchjob_jobs_available" \
 	"$(grep "PID $J\." "$work/listener.out")"
+
+result "$(ok eval 'ran K && [ "$(get K status)" = COMPLETED ]')" \
+	"K: with tenant isolation on, a parent finishes as usual" "$(why K)"
+result "$(ok test "$(received "$K" batchjob_parent_done -)" = 1)" \
+	"K: with tenant isolation on, its batchjob_parent_done comes once, without a payload" \
+	"$(grep "PID $K\." "$work/listener.out")"
+result "$(ok test "$(received "$K" batchjob_parent_done '*')" = 1)" \
+	"K: ... and no other batchjob_parent_done names the job"
 
 [ "$n" = "$PLAN" ] || { echo "# planned $PLAN tests but ran $n"; failed=$((failed + 1)); }
 [ "$failed" = 0 ]
