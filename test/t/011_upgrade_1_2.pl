@@ -1,4 +1,4 @@
-# test/t/008_upgrade_1_2.pl - the 1.1 -> 1.2 upgrade of batchjob, with
+# test/t/011_upgrade_1_2.pl - the 1.1 -> 1.2 upgrade of batchjob, with
 # data: a 1.1 database in the middle of a run (nested parents, children in
 # every status, a lease, differences waiting in batch_job_deltas) is
 # updated with ALTER EXTENSION batchjob UPDATE TO '1.2' and then:
