@@ -5,7 +5,8 @@ OBJS = batchjob.o src/fold.o src/lifecycle.o src/rollup.o src/tenant.o \
 	src/util.o
 
 EXTENSION = batchjob
-DATA = batchjob--1.0.sql batchjob--1.0--1.1.sql batchjob--1.1--1.2.sql
+DATA = batchjob--1.0.sql batchjob--1.0--1.1.sql batchjob--1.1--1.2.sql \
+	batchjob--1.2.sql
 PGFILEDESC = "batchjob - parent/child batch jobs with in-database rollup"
 
 REGRESS = core rollup errors

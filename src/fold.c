@@ -538,9 +538,18 @@ fold_own_differences(void)
 {
 	Oid			save_userid;
 	int			save_sec_context;
+	int			save_nestlevel;
 	bool		v11;
 	int			i;
 
+	/*
+	 * As a SET clause of a function would: the session's search_path (a
+	 * hostile schema first, say) must not reach statements prepared here.
+	 */
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(deferred_userid,
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
@@ -563,6 +572,7 @@ fold_own_differences(void)
 		elog(ERROR, "SPI_finish failed");
 	PopActiveSnapshot();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
+	AtEOXact_GUC(true, save_nestlevel);
 }
 
 /*
