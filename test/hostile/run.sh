@@ -23,7 +23,7 @@
 #   F. a worker role calling the worker functions under D's search_path
 # and checks that no trap ever ran and every result is right.  Also:
 #   G. the upgrade: 1.0 installed and filled, traps planted, ALTER
-#      EXTENSION UPDATE, then the 1.1 functions
+#      EXTENSION UPDATE (to 1.2, through 1.1), then the worker functions
 #   H. look-alikes of batchjob's own objects make CREATE EXTENSION and
 #      ALTER EXTENSION UPDATE fail; they are never adopted
 #   I. no object of the extension depends on an object of the hostile role
@@ -492,7 +492,7 @@ step install "$DB" <<-'SQL'
 	CREATE EXTENSION batchjob;
 	SELECT 'version=' || extversion FROM pg_extension WHERE extname = 'batchjob';
 SQL
-is "$(rc install),$(get install version)" "0,1.1" "A: CREATE EXTENSION batchjob succeeds next to the traps" "$(why install)"
+is "$(rc install),$(get install version)" "0,1.2" "A: CREATE EXTENSION batchjob succeeds next to the traps" "$(why install)"
 nothing "A: during CREATE EXTENSION" "$DB" "$work/install.err"
 
 exercise A "$DB" ""
@@ -645,7 +645,7 @@ step up "$UPDB" "hostile,public" <<-'SQL'
 	SELECT 'version=' OPERATOR(pg_catalog.||) extversion FROM pg_catalog.pg_extension
 	 WHERE extname OPERATOR(pg_catalog.=) 'batchjob';
 SQL
-is "$(rc up),$(get up version)" "0,1.1" "G: ALTER EXTENSION batchjob UPDATE succeeds next to the traps" "$(why up)"
+is "$(rc up),$(get up version)" "0,1.2" "G: ALTER EXTENSION batchjob UPDATE succeeds next to the traps" "$(why up)"
 is "$(clean "$UPDB" "SELECT concat_ws(',', status, child_processing, child_completed, processed_records,
                                       (SELECT count(*) FROM public.batch_jobs c WHERE c.parent_job_id = p.job_id
                                           AND c.status = 'PROCESSING' AND c.locked_until IS NOT NULL))
