@@ -119,6 +119,12 @@ typedef enum JobPlan
 	PLAN_COUNT
 } JobPlan;
 
+/* Columns of the PLAN_JOB_STATE row, which explains a refused call. */
+#define JOB_STATE_STATUS		1
+#define JOB_STATE_IS_PARENT		2
+#define JOB_STATE_LOCKED_BY		3
+#define JOB_STATE_ATTEMPTS		4
+
 /* src/util.c */
 extern void job_require_arg(FunctionCallInfo fcinfo, int argno,
 							const char *name);
@@ -155,6 +161,7 @@ extern Datum tenant_scope_datum(Oid nspid, Oid roleid, bool *isnull);
 extern void check_job_tenant(Oid nspid, int64 job_id);
 extern void check_jobs_tenant(Oid nspid, Datum job_ids);
 extern void check_created_by(Oid nspid, text *created_by);
+extern bool role_is_job_admin(Oid nspid, Oid roleid);
 
 extern uint64 cancel_descendants(Oid nspid, int64 job_id, bool skip_locked);
 extern char *parent_failure_message(const ChildCounts *counts);

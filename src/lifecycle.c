@@ -12,6 +12,13 @@
  * say why nothing happened.  Progress reaches parents through the rollup
  * triggers, per statement, as for any other change.
  *
+ * A claim identifies its holder (1.2): the worker name and the attempt
+ * batchjob_claim returned.  A worker call that names them changes the job
+ * only while that claim is current, so a worker whose lease expired and
+ * whose job was reaped and claimed again (by another worker, or by itself
+ * after a restart) cannot touch the new attempt.  A role that is not an
+ * admin must name its worker.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -60,8 +67,20 @@ check_lease(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
+ * The claim a worker call names: its worker, and the attempt it was given
+ * by batchjob_claim (has_attempt false when not given, as in the 1.1
+ * signatures).  A NULL worker names no worker.
+ */
+typedef struct CallerClaim
+{
+	const char *worker;
+	bool		has_attempt;
+	int32		attempt;
+} CallerClaim;
+
+/*
  * Reads job_id: P0002 when there is no such job.  Returns whether it is a
- * parent, and its status.  Leaves the row (status, is_parent, locked_by) in
+ * parent, and its status.  Leaves the PLAN_JOB_STATE row (JOB_STATE_*) in
  * SPI_tuptable.  Must be connected to SPI.
  */
 static bool
@@ -77,10 +96,12 @@ read_job(Oid nspid, int64 job_id, JobStatus *status)
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("job " INT64_FORMAT " does not exist", job_id)));
 	*status = job_status_from_datum(SPI_getbinval(SPI_tuptable->vals[0],
-												  SPI_tuptable->tupdesc, 1,
+												  SPI_tuptable->tupdesc,
+												  JOB_STATE_STATUS,
 												  &isnull), job_id);
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-									  SPI_tuptable->tupdesc, 2, &isnull));
+									  SPI_tuptable->tupdesc,
+									  JOB_STATE_IS_PARENT, &isnull));
 }
 
 /*
@@ -101,27 +122,46 @@ job_state(Oid nspid, int64 job_id)
 }
 
 /*
- * 55000 for a job whose status does not allow what was asked, or that
- * another worker holds now (worker, when not NULL, is who asked).
+ * 55000 for a job whose status does not allow what was asked, or whose
+ * current claim is not the one the caller named (claim may be NULL).
  */
 static void
 report_wrong_status(Oid nspid, int64 job_id, JobStatus wanted,
-					const char *worker)
+					const CallerClaim *claim)
 {
 	JobStatus	status = job_state(nspid, job_id);
 
-	if (status == wanted && worker != NULL)
+	if (status == wanted && claim != NULL &&
+		(claim->worker != NULL || claim->has_attempt))
 	{
+		bool		holder_null;
 		bool		isnull;
 		Datum		holder = SPI_getbinval(SPI_tuptable->vals[0],
-										   SPI_tuptable->tupdesc, 3, &isnull);
+										   SPI_tuptable->tupdesc,
+										   JOB_STATE_LOCKED_BY, &holder_null);
+		int32		attempts = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc,
+														   JOB_STATE_ATTEMPTS,
+														   &isnull));
+		char	   *asked;
+
+		if (claim->worker != NULL && claim->has_attempt)
+			asked = psprintf("held by worker \"%s\" in attempt %d",
+							 claim->worker, claim->attempt);
+		else if (claim->worker != NULL)
+			asked = psprintf("held by worker \"%s\"", claim->worker);
+		else
+			asked = psprintf("in attempt %d", claim->attempt);
 
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("job " INT64_FORMAT " is held by worker %s, not %s",
-						job_id, isnull ? "(none)" : TextDatumGetCString(holder),
-						worker),
-				 errhint("Its lease expired and it was taken back by batchjob_reap() and claimed again.")));
+				 errmsg("job " INT64_FORMAT " is not %s", job_id, asked),
+				 holder_null ?
+				 errdetail("It is PROCESSING in attempt %d, held by no worker.",
+						   attempts) :
+				 errdetail("It is held by worker \"%s\" in attempt %d.",
+						   TextDatumGetCString(holder), attempts),
+				 errhint("Its lease may have expired, so that batchjob_reap() took it back and it was claimed again.")));
 	}
 
 	ereport(ERROR,
@@ -152,24 +192,74 @@ optional_worker(FunctionCallInfo fcinfo, int argno, Datum *values,
 }
 
 /*
+ * The claim a call names: the worker at argno and the attempt at argno + 1,
+ * stored as the statement's parameters of the same numbers.  A 1.1
+ * signature has no attempt argument (PG_NARGS() tells): no attempt then.
+ */
+static void
+caller_claim(FunctionCallInfo fcinfo, int argno, Datum *values, char *nulls,
+			 CallerClaim *claim)
+{
+	int			attno = argno + 1;
+
+	claim->worker = optional_worker(fcinfo, argno, values, nulls);
+	claim->has_attempt = PG_NARGS() > attno && !PG_ARGISNULL(attno);
+	claim->attempt = claim->has_attempt ? PG_GETARG_INT32(attno) : 0;
+	values[attno] = claim->has_attempt ? PG_GETARG_DATUM(attno) : (Datum) 0;
+	nulls[attno] = claim->has_attempt ? ' ' : 'n';
+}
+
+/*
+ * 55000 when the calling role names no worker but is not an admin (see
+ * role_is_job_admin): a role with worker access changes only the jobs it
+ * holds, so it must say which claim it acts for.  verb and job_id (NULL
+ * for the array forms) say what it asked for.  Heartbeats always name
+ * their worker.
+ */
+static void
+require_worker_name(Oid nspid, const CallerClaim *claim, const char *verb,
+					const int64 *job_id)
+{
+	Oid			role = GetOuterUserId();
+
+	if (claim->worker != NULL || role_is_job_admin(nspid, role))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 job_id != NULL ?
+			 errmsg("no worker named to %s job " INT64_FORMAT, verb, *job_id) :
+			 errmsg("no worker named to %s jobs", verb),
+			 errdetail("Role \"%s\" is not a batchjob admin, so it may change only the jobs its worker holds.",
+					   GetUserNameFromId(role, false)),
+			 errhint("Pass the worker name given to batchjob_claim() and the attempt it returned with the job.")));
+}
+
+/*
  * Runs a one-job UPDATE ... RETURNING * whose WHERE clause requires status
- * wanted, and returns the new row; explains with 55000 (or P0002, 22023)
- * when the job was not in that status.
+ * wanted (and the claim, when one is named), and returns the new row;
+ * explains with 55000 (or P0002, 22023) when the job was not in that state.
+ * With verb (a worker call), a role that is not an admin must name its
+ * worker; the tenant check comes first, so a job of another tenant is
+ * refused as such (42501) whatever else is wrong.
  */
 static Datum
 transition_one(FunctionCallInfo fcinfo, JobPlan which, Datum *values,
-			   const char *nulls, JobStatus wanted, const char *worker)
+			   const char *nulls, JobStatus wanted, const CallerClaim *claim,
+			   const char *verb)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	Oid			nspid = job_function_namespace(fcinfo);
+	int64		job_id = DatumGetInt64(values[0]);
 	Datum		result;
 
 	job_spi_connect();
-	check_job_tenant(nspid, DatumGetInt64(values[0]));
+	check_job_tenant(nspid, job_id);
+	if (verb != NULL)
+		require_worker_name(nspid, claim, verb, &job_id);
 	job_run_plan(job_plan(which, nspid), values, nulls, false,
 				 SPI_OK_UPDATE_RETURNING, "changing the job");
 	if (SPI_processed == 0)
-		report_wrong_status(nspid, DatumGetInt64(values[0]), wanted, worker);
+		report_wrong_status(nspid, job_id, wanted, claim);
 	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
 							  SPI_tuptable->tupdesc, caller);
 	job_spi_finish();
@@ -214,14 +304,17 @@ batchjob_claim(PG_FUNCTION_ARGS)
 }
 
 /*
- * batchjob_heartbeat(job_id, worker, lease): extends the lease from now;
- * false, changing nothing, when the job is not PROCESSING under worker any
- * more (cancelled, reaped, finished or gone).
+ * batchjob_heartbeat(job_id, worker, lease [, attempt]): extends the lease
+ * from now; false, changing nothing, when the job is not PROCESSING under
+ * worker any more (cancelled, reaped, finished or gone) or, with attempt,
+ * is in another attempt (reaped and claimed again).  A worker learns that
+ * its claim is gone the same way whichever happened, so it stays a boolean.
  */
 Datum
 batchjob_heartbeat(PG_FUNCTION_ARGS)
 {
-	Datum		values[3];
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', 'n'};
 	bool		extended;
 
 	job_require_arg(fcinfo, 0, "job_id");
@@ -230,28 +323,37 @@ batchjob_heartbeat(PG_FUNCTION_ARGS)
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);
 	values[2] = PG_GETARG_DATUM(2);
+	values[3] = (Datum) 0;
+	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
+	{
+		values[3] = PG_GETARG_DATUM(3);
+		nulls[3] = ' ';
+	}
 
 	job_spi_connect();
 	check_job_tenant(job_function_namespace(fcinfo), PG_GETARG_INT64(0));
 	job_run_plan(job_plan(PLAN_HEARTBEAT, job_function_namespace(fcinfo)),
-				 values, NULL, false, SPI_OK_UPDATE, "extending the lease");
+				 values, nulls, false, SPI_OK_UPDATE, "extending the lease");
 	extended = SPI_processed > 0;
 	job_spi_finish();
 	PG_RETURN_BOOL(extended);
 }
 
 /*
- * batchjob_progress(job_id, processed, succeeded, failed): absolute figures,
- * so a resent report changes nothing.  The table's CHECK constraints refuse
- * negative figures and more processed than total (23514).
+ * batchjob_progress(job_id, processed, succeeded, failed [, worker
+ * [, attempt]]): absolute figures, so a resent report changes nothing.  The
+ * table's CHECK constraints refuse negative figures and more processed than
+ * total (23514).
  */
 Datum
 batchjob_progress(PG_FUNCTION_ARGS)
 {
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-	const char *worker = optional_worker(fcinfo, 4, values, nulls);
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	CallerClaim claim;
 	int64		outcome;
+
+	caller_claim(fcinfo, 4, values, nulls, &claim);
 
 	job_require_arg(fcinfo, 0, "job_id");
 	job_require_arg(fcinfo, 1, "processed");
@@ -272,33 +374,38 @@ batchjob_progress(PG_FUNCTION_ARGS)
 	values[2] = PG_GETARG_DATUM(2);
 	values[3] = PG_GETARG_DATUM(3);
 	PG_RETURN_DATUM(transition_one(fcinfo, PLAN_PROGRESS, values, nulls,
-								   JOB_PROCESSING, worker));
+								   JOB_PROCESSING, &claim,
+								   "report progress on"));
 }
 
-/* batchjob_complete(job_id): PROCESSING to COMPLETED. */
+/* batchjob_complete(job_id [, worker [, attempt]]): PROCESSING to COMPLETED. */
 Datum
 batchjob_complete(PG_FUNCTION_ARGS)
 {
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
-	const char *worker = optional_worker(fcinfo, 1, values, nulls);
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	CallerClaim claim;
 
+	caller_claim(fcinfo, 1, values, nulls, &claim);
 	job_require_arg(fcinfo, 0, "job_id");
 	values[0] = PG_GETARG_DATUM(0);
 	PG_RETURN_DATUM(transition_one(fcinfo, PLAN_COMPLETE, values, nulls,
-								   JOB_PROCESSING, worker));
+								   JOB_PROCESSING, &claim, "complete"));
 }
 
 /*
- * batchjob_fail(job_id, error_details, retry): back to PENDING after a
- * backoff while retry is true and attempts remain, else FAILED.
+ * batchjob_fail(job_id, error_details, retry [, worker [, attempt]]): back
+ * to PENDING after a backoff while retry is true and attempts remain, else
+ * FAILED.
  */
 Datum
 batchjob_fail(PG_FUNCTION_ARGS)
 {
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-	const char *worker = optional_worker(fcinfo, 3, values, nulls);
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	CallerClaim claim;
+
+	caller_claim(fcinfo, 3, values, nulls, &claim);
 
 	job_require_arg(fcinfo, 0, "job_id");
 	job_require_arg(fcinfo, 2, "retry");
@@ -308,7 +415,7 @@ batchjob_fail(PG_FUNCTION_ARGS)
 		nulls[1] = 'n';
 	values[2] = PG_GETARG_DATUM(2);
 	PG_RETURN_DATUM(transition_one(fcinfo, PLAN_FAIL, values, nulls,
-								   JOB_PROCESSING, worker));
+								   JOB_PROCESSING, &claim, "fail"));
 }
 
 static int
@@ -322,13 +429,15 @@ compare_int64(const void *a, const void *b)
 
 /*
  * Runs a many-job transition over the distinct ids of the array argument
- * 0; all or nothing: if any job was not PROCESSING, raises as the one-job
- * form would for the first such job (so the whole statement rolls back).
- * Returns how many jobs changed.
+ * 0; all or nothing: if any job was not PROCESSING (or, with a worker named
+ * at argument and parameter worker_argno, not held by it), raises as the
+ * one-job form would for the first such job (so the whole statement rolls
+ * back).  A role that is not an admin must name its worker.  Returns how
+ * many jobs changed.
  */
 static int64
 transition_many(FunctionCallInfo fcinfo, JobPlan which, Datum *values,
-				const char *nulls)
+				char *nulls, int worker_argno, const char *verb)
 {
 	Oid			nspid = job_function_namespace(fcinfo);
 	ArrayType  *array = PG_GETARG_ARRAYTYPE_P(0);
@@ -341,6 +450,9 @@ transition_many(FunctionCallInfo fcinfo, JobPlan which, Datum *values,
 	uint64		j;
 	int64	   *done;
 	uint64		ndone;
+	CallerClaim claim = {NULL, false, 0};
+
+	claim.worker = optional_worker(fcinfo, worker_argno, values, nulls);
 
 	deconstruct_array(array, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
 					  &elems, &elem_nulls, &nelems);
@@ -357,6 +469,7 @@ transition_many(FunctionCallInfo fcinfo, JobPlan which, Datum *values,
 	values[0] = PointerGetDatum(array);
 	job_spi_connect();
 	check_jobs_tenant(nspid, values[0]);
+	require_worker_name(nspid, &claim, verb, NULL);
 	job_run_plan(job_plan(which, nspid), values, nulls, false,
 				 SPI_OK_UPDATE_RETURNING, "changing the jobs");
 	ndone = SPI_processed;
@@ -375,7 +488,7 @@ transition_many(FunctionCallInfo fcinfo, JobPlan which, Datum *values,
 			if (j < ndone && done[j] == ids[i])
 				j++;
 			else
-				report_wrong_status(nspid, ids[i], JOB_PROCESSING, NULL);
+				report_wrong_status(nspid, ids[i], JOB_PROCESSING, &claim);
 		}
 	}
 	job_spi_finish();
@@ -383,24 +496,29 @@ transition_many(FunctionCallInfo fcinfo, JobPlan which, Datum *values,
 }
 
 /*
- * batchjob_complete(job_ids bigint[]): completes PROCESSING jobs in one
- * statement, so each parent is rolled up once for the lot.
+ * batchjob_complete(job_ids bigint[] [, worker]): completes PROCESSING jobs
+ * in one statement, so each parent is rolled up once for the lot.
  */
 Datum
 batchjob_complete_many(PG_FUNCTION_ARGS)
 {
-	Datum		values[1];
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
 
 	job_require_arg(fcinfo, 0, "job_ids");
-	PG_RETURN_INT64(transition_many(fcinfo, PLAN_COMPLETE_MANY, values, NULL));
+	PG_RETURN_INT64(transition_many(fcinfo, PLAN_COMPLETE_MANY, values, nulls,
+									1, "complete"));
 }
 
-/* batchjob_fail(job_ids bigint[], error_details, retry): the same for failures. */
+/*
+ * batchjob_fail(job_ids bigint[], error_details, retry [, worker]): the same
+ * for failures.
+ */
 Datum
 batchjob_fail_many(PG_FUNCTION_ARGS)
 {
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 
 	job_require_arg(fcinfo, 0, "job_ids");
 	job_require_arg(fcinfo, 2, "retry");
@@ -408,7 +526,8 @@ batchjob_fail_many(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(1))
 		nulls[1] = 'n';
 	values[2] = PG_GETARG_DATUM(2);
-	PG_RETURN_INT64(transition_many(fcinfo, PLAN_FAIL_MANY, values, nulls));
+	PG_RETURN_INT64(transition_many(fcinfo, PLAN_FAIL_MANY, values, nulls,
+									3, "fail"));
 }
 
 /*
@@ -456,7 +575,7 @@ batchjob_retry(PG_FUNCTION_ARGS)
 	{
 		job_spi_finish();
 		PG_RETURN_DATUM(transition_one(fcinfo, PLAN_RETRY, values, NULL,
-									   JOB_FAILED, NULL));
+									   JOB_FAILED, NULL, NULL));
 	}
 
 	job_run_plan(job_plan(PLAN_RETRY_DESCENDANTS, nspid), values, NULL, false,

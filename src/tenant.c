@@ -8,7 +8,7 @@
  * submits as itself) and, if it is a worker given a list of tenants by
  * batchjob_grant(role, 'worker', tenants), for those; a worker given no
  * list serves every tenant.  Admins (roles that may UPDATE batch_jobs) and
- * superusers are never restricted.
+ * superusers are never restricted (role_is_job_admin).
  *
  * Plain SELECTs (and the progress view) are filtered by a row-level
  * security policy that calls batchjob_tenant_visible() when isolation is on
@@ -62,6 +62,24 @@ tenant_isolation_enabled(void)
 }
 
 /*
+ * Whether roleid is a batchjob admin: a superuser, or a role that may
+ * UPDATE batch_jobs (the extension's owner and the roles batchjob_grant made
+ * admins).  Admins are never limited to tenants, and may finish a job
+ * without naming the worker that holds it (src/lifecycle.c).
+ */
+bool
+role_is_job_admin(Oid nspid, Oid roleid)
+{
+	Oid			relid;
+
+	if (superuser_arg(roleid))
+		return true;
+	relid = get_relname_relid("batch_jobs", nspid);
+	return OidIsValid(relid) &&
+		pg_class_aclcheck(relid, roleid, ACL_UPDATE) == ACLCHECK_OK;
+}
+
+/*
  * The tenants roleid acts for, as a text[] Datum, or *isnull when it is not
  * restricted (isolation off, superuser, admin, or a worker serving all).
  * Must be connected to SPI.
@@ -69,7 +87,6 @@ tenant_isolation_enabled(void)
 Datum
 tenant_scope_datum(Oid nspid, Oid roleid, bool *isnull)
 {
-	Oid			relid;
 	Datum		values[1];
 	Datum		served;
 	bool		served_null;
@@ -80,11 +97,7 @@ tenant_scope_datum(Oid nspid, Oid roleid, bool *isnull)
 	int			i;
 
 	*isnull = true;
-	if (!tenant_isolation || superuser_arg(roleid))
-		return (Datum) 0;
-	relid = get_relname_relid("batch_jobs", nspid);
-	if (OidIsValid(relid) &&
-		pg_class_aclcheck(relid, roleid, ACL_UPDATE) == ACLCHECK_OK)
+	if (!tenant_isolation || role_is_job_admin(nspid, roleid))
 		return (Datum) 0;
 
 	values[0] = ObjectIdGetDatum(roleid);

@@ -73,6 +73,18 @@ typedef struct PlanSpec
 	" WHERE " where " AND status = 'PROCESSING' AND NOT is_parent"
 
 /*
+ * The claim a worker call names (1.2): the job must be held by worker $n,
+ * and be in attempt $n (the attempts value batchjob_claim returned), when
+ * those are given (not NULL).  A claim increments attempts, so a worker
+ * whose job was reaped and claimed again, even under the same worker name,
+ * no longer matches.
+ */
+#define HELD_BY(param) \
+	" AND (" param "::text IS NULL OR locked_by = " param ")"
+#define HELD_IN_ATTEMPT(param) \
+	" AND (" param "::int4 IS NULL OR attempts = " param ")"
+
+/*
  * Every unfinished leaf below $1 (and every parent there that has no
  * children to follow), locked in job_id order so that two cancels, or a
  * cancel and a batch completion, cannot deadlock.  Parents with children
@@ -308,7 +320,9 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 		2, {INT8OID, INT8OID}
 	},
 	[PLAN_JOB_STATE] = {
-		"SELECT status, is_parent, locked_by FROM %1$s WHERE job_id = $1",
+		/* columns JOB_STATE_STATUS .. JOB_STATE_ATTEMPTS (batchjob.h) */
+		"SELECT status, is_parent, locked_by, attempts FROM %1$s"
+		" WHERE job_id = $1",
 		1, {INT8OID}
 	},
 	[PLAN_WORKER_TENANTS] = {
@@ -347,39 +361,40 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 	[PLAN_HEARTBEAT] = {
 		"UPDATE %1$s SET locked_until = clock_timestamp() + $3"
 		" WHERE job_id = $1 AND locked_by = $2 AND status = 'PROCESSING'"
-		" AND NOT is_parent",
-		3, {INT8OID, TEXTOID, INTERVALOID}
+		" AND NOT is_parent" HELD_IN_ATTEMPT("$4"),
+		4, {INT8OID, TEXTOID, INTERVALOID, INT4OID}
 	},
 	[PLAN_PROGRESS] = {
 		"UPDATE %1$s SET processed_records = $2, success_count = $3,"
 		" error_count = $4"
 		" WHERE job_id = $1 AND status = 'PROCESSING' AND NOT is_parent"
-		" AND ($5::text IS NULL OR locked_by = $5)"
+		HELD_BY("$5") HELD_IN_ATTEMPT("$6")
 		" RETURNING *",
-		5, {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID}
+		6, {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, INT4OID}
 	},
 	[PLAN_COMPLETE] = {
 		"UPDATE %1$s SET status = 'COMPLETED'"
 		" WHERE job_id = $1 AND status = 'PROCESSING' AND NOT is_parent"
-		" AND ($2::text IS NULL OR locked_by = $2)"
+		HELD_BY("$2") HELD_IN_ATTEMPT("$3")
 		" RETURNING *",
-		2, {INT8OID, TEXTOID}
+		3, {INT8OID, TEXTOID, INT4OID}
 	},
 	[PLAN_FAIL] = {
 		FAIL_SQL("job_id = $1")
-		" AND ($4::text IS NULL OR locked_by = $4)"
+		HELD_BY("$4") HELD_IN_ATTEMPT("$5")
 		" RETURNING *",
-		4, {INT8OID, TEXTOID, BOOLOID, TEXTOID}
+		5, {INT8OID, TEXTOID, BOOLOID, TEXTOID, INT4OID}
 	},
 	[PLAN_COMPLETE_MANY] = {
 		"UPDATE %1$s SET status = 'COMPLETED'"
 		" WHERE job_id = ANY ($1) AND status = 'PROCESSING' AND NOT is_parent"
+		HELD_BY("$2")
 		" RETURNING job_id",
-		1, {INT8ARRAYOID}
+		2, {INT8ARRAYOID, TEXTOID}
 	},
 	[PLAN_FAIL_MANY] = {
-		FAIL_SQL("job_id = ANY ($1)") " RETURNING job_id",
-		3, {INT8ARRAYOID, TEXTOID, BOOLOID}
+		FAIL_SQL("job_id = ANY ($1)") HELD_BY("$4") " RETURNING job_id",
+		4, {INT8ARRAYOID, TEXTOID, BOOLOID, TEXTOID}
 	},
 	[PLAN_REAP] = {
 		/* the job's lease holder is gone: give the attempt back, or fail */

@@ -10,7 +10,7 @@
 # when a test fails.
 #
 # Usage: bash test/notify.sh, with PGHOST, PGPORT, PGUSER and PGDATABASE
-# naming a database where the extension batchjob 1.1 is installed.  The
+# naming a database where batchjob 1.1 or later is installed.  The
 # scenarios commit; the jobs they create (created_by 'notify.sh:<pid>', at
 # a priority no other test uses) are deleted at the end.  Do not run it
 # while another suite claims jobs in the same database.
@@ -81,10 +81,13 @@ done_payload() { printf '{"job_id": %s, "status": "%s"}' "$1" "$2"; }
 echo "1..$PLAN"
 
 ver=$(psql_q -c "SELECT extversion FROM pg_extension WHERE extname = 'batchjob'" 2>&1)
-if [ "$ver" != "1.1" ] && [ "$ver" != "1.2" ]; then
+case "$ver" in
+1.1 | 1.2) ;;
+*)
 	echo "Bail out! batchjob 1.1 or later is not installed in database ${PGDATABASE:-?} (got: $ver)"
 	exit 1
-fi
+	;;
+esac
 
 # the listener: reads its commands from a FIFO, so it stays connected
 mkfifo "$work/listener.in"

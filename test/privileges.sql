@@ -90,12 +90,12 @@ INSERT INTO fmatrix VALUES
     ('batchjob_refresh_parent', '{bigint}', '{admin}'),
     ('batchjob_fold', '{bigint}', '{admin}'),
     ('batchjob_claim', '{text,integer,interval}', '{worker,admin}'),
-    ('batchjob_heartbeat', '{bigint,text,interval}', '{worker,admin}'),
-    ('batchjob_progress', '{bigint,bigint,bigint,bigint,text}', '{worker,admin}'),
-    ('batchjob_complete', '{bigint,text}', '{worker,admin}'),
-    ('batchjob_fail', '{bigint,text,boolean,text}', '{worker,admin}'),
-    ('batchjob_complete', '{bigint[]}', '{worker,admin}'),
-    ('batchjob_fail', '{bigint[],text,boolean}', '{worker,admin}'),
+    ('batchjob_heartbeat', '{bigint,text,interval,integer}', '{worker,admin}'),
+    ('batchjob_progress', '{bigint,bigint,bigint,bigint,text,integer}', '{worker,admin}'),
+    ('batchjob_complete', '{bigint,text,integer}', '{worker,admin}'),
+    ('batchjob_fail', '{bigint,text,boolean,text,integer}', '{worker,admin}'),
+    ('batchjob_complete', '{bigint[],text}', '{worker,admin}'),
+    ('batchjob_fail', '{bigint[],text,boolean,text}', '{worker,admin}'),
     ('batchjob_reap', '{}', '{admin}'),
     ('batchjob_retry', '{bigint}', '{submitter,admin}'),
     ('batchjob_cancel', '{bigint}', '{submitter,admin}'),
@@ -395,23 +395,23 @@ UPDATE batch_jobs SET run_at = 'infinity' WHERE job_id = pg_temp.jid('p2');
 SET ROLE bjt_priv_worker;
 SELECT is((SELECT job_id FROM batchjob_claim('w1')), pg_temp.jid('p3'),
     'worker: claims p3');
-SELECT is(batchjob_complete(ARRAY[pg_temp.jid('p3')]), 1::bigint,
+SELECT is(batchjob_complete(ARRAY[pg_temp.jid('p3')], 'w1'), 1::bigint,
     'worker: batchjob_complete(job_ids) completes p3');
 SELECT is((SELECT job_id FROM batchjob_claim('w1')), pg_temp.jid('p4'),
     'worker: claims p4');
-SELECT is(batchjob_fail(ARRAY[pg_temp.jid('p4')], 'bad', false), 1::bigint,
+SELECT is(batchjob_fail(ARRAY[pg_temp.jid('p4')], 'bad', false, 'w1'), 1::bigint,
     'worker: batchjob_fail(job_ids) fails p4');
 
 /* ---- SECURITY DEFINER functions touch only what they are given ---- */
 
 INSERT INTO snap VALUES ('worker misuse', pg_temp.others('{}'));
-SELECT throws_ok($$SELECT batchjob_complete(pg_temp.jid('q1'))$$,
+SELECT throws_ok($$SELECT batchjob_complete(pg_temp.jid('q1'), 'w1')$$,
     '55000', NULL, 'worker: cannot complete a job nobody claimed (55000)');
-SELECT throws_ok($$SELECT batchjob_complete(pg_temp.jid('p'))$$,
+SELECT throws_ok($$SELECT batchjob_complete(pg_temp.jid('p'), 'w1')$$,
     '22023', NULL, 'worker: cannot complete a parent (22023)');
-SELECT throws_ok($$SELECT batchjob_progress(pg_temp.jid('p4'), 10, 10, 0)$$,
+SELECT throws_ok($$SELECT batchjob_progress(pg_temp.jid('p4'), 10, 10, 0, 'w1')$$,
     '55000', NULL, 'worker: cannot report progress on a FAILED job (55000)');
-SELECT throws_ok($$SELECT batchjob_complete(ARRAY[pg_temp.jid('q1'), pg_temp.jid('q2')])$$,
+SELECT throws_ok($$SELECT batchjob_complete(ARRAY[pg_temp.jid('q1'), pg_temp.jid('q2')], 'w1')$$,
     '55000', NULL, 'worker: cannot complete unclaimed jobs in bulk (55000)');
 SELECT is(batchjob_heartbeat(pg_temp.jid('q1'), 'w1'), false,
     'worker: a heartbeat for a job it does not hold changes nothing (false)');
@@ -428,10 +428,10 @@ SELECT is((SELECT job_id FROM batchjob_claim('w1')), pg_temp.jid('q1'),
     'worker: claims q1 as w1');
 INSERT INTO snap VALUES ('held by w1', pg_temp.others('{}'));
 SELECT throws_ok($$SELECT batchjob_complete(pg_temp.jid('q1'), 'w2')$$,
-    '55000', format('job %s is held by worker w1, not w2', pg_temp.jid('q1')),
+    '55000', format('job %s is not held by worker "w2"', pg_temp.jid('q1')),
     'worker: w2 cannot complete a job w1 holds (55000)');
 SELECT throws_ok($$SELECT batchjob_fail(pg_temp.jid('q1'), 'x', true, 'w2')$$,
-    '55000', format('job %s is held by worker w1, not w2', pg_temp.jid('q1')),
+    '55000', format('job %s is not held by worker "w2"', pg_temp.jid('q1')),
     'worker: w2 cannot fail a job w1 holds (55000)');
 SELECT is(pg_temp.others('{}'), (SELECT v FROM snap WHERE name = 'held by w1'),
     'worker: ... and nothing changed');

@@ -21,7 +21,7 @@ SELECT is((SELECT job_id FROM batchjob_claim('B')), pg_temp.jid('C1'),
     'B claims the same child, attempt 2');
 
 SELECT throws_ok(format('SELECT batchjob_complete(%s, %L)', pg_temp.jid('C1'), 'A'),
-    '55000', format('job %s is held by worker B, not A', pg_temp.jid('C1')),
+    '55000', format('job %s is not held by worker "A"', pg_temp.jid('C1')),
     'A cannot complete the job B holds now');
 SELECT throws_ok(format('SELECT batchjob_progress(%s, 5, 5, 0, %L)', pg_temp.jid('C1'), 'A'),
     '55000', NULL, 'nor report progress on it');

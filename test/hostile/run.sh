@@ -23,7 +23,7 @@
 #   F. a worker role calling the worker functions under D's search_path
 # and checks that no trap ever ran and every result is right.  Also:
 #   G. the upgrade: 1.0 installed and filled, traps planted, ALTER
-#      EXTENSION UPDATE, then the 1.1 functions
+#      EXTENSION UPDATE (to 1.2, through 1.1), then the worker functions
 #   H. look-alikes of batchjob's own objects make CREATE EXTENSION and
 #      ALTER EXTENSION UPDATE fail; they are never adopted
 #   I. no object of the extension depends on an object of the hostile role

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test/upgrade/run.sh - the 1.0 -> 1.1 upgrade of batchjob.
+# test/upgrade/run.sh - the 1.0 -> 1.1 -> 1.2 upgrades of batchjob.
 #
 # Installs batchjob 1.0 in a database of its own and fills it through the
 # 1.0 functions and plain SQL (parents, split children in every status).
@@ -14,6 +14,11 @@
 #   - the 1.1 functions work on the 1.0 rows (claim, progress, complete,
 #     retry; the 1.0 parent rolls up exactly), and the old four-argument
 #     batchjob_create_parent call still works;
+#   - ALTER EXTENSION batchjob UPDATE TO '1.2' replaces the worker functions
+#     with their 1.2 forms (claims that identify their holder): the roles
+#     batchjob_grant gave the old forms may execute the new ones, callers of
+#     the 1.1 forms keep working, a stale attempt is refused, and the result
+#     is the same as a fresh 1.2 install;
 #   - DROP EXTENSION then leaves nothing behind.
 # Prints TAP ("1..N", then "ok N - ..." or "not ok N - ..."); exits non-zero
 # when a test fails.  Drops its databases at the end.
@@ -21,13 +26,15 @@
 # Usage: bash test/upgrade/run.sh, with PGHOST, PGPORT and PGUSER set (a
 # role that may create databases) and the extension installed (make
 # install).  BJ_UPGRADE_DB names the database (default bj_life_upgrade_<pid>;
-# the fresh install goes to the same name with _fresh appended).
+# the fresh install goes to the same name with _fresh appended).  Creates
+# (and drops) one role, bj_upgrade_worker_<pid>.
 
 set -uo pipefail
 
 DB=${BJ_UPGRADE_DB:-bj_life_upgrade_$$}
 FRESH=${DB}_fresh
-PLAN=36
+PLAN=45
+WROLE=bj_upgrade_worker_$$
 work=$(mktemp -d /tmp/batchjob-upgrade.XXXXXX)
 n=0
 failed=0
@@ -38,6 +45,7 @@ cleanup() {
 	# WITH (FORCE): a folder background worker may still be connected
 	q -d postgres -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1
 	q -d postgres -c "DROP DATABASE IF EXISTS \"$FRESH\" WITH (FORCE)" >/dev/null 2>&1
+	q -d postgres -c "DROP ROLE IF EXISTS \"$WROLE\"" >/dev/null 2>&1
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -293,6 +301,83 @@ is "$(get work view)" "$(get work view | cut -d/ -f2)/$(get work view | cut -d/ 
 	"batch_job_progress has one row per parent, 1.0 parents included"
 is "$(get work view_p4)" "CANCELLED,true" \
 	"batch_job_progress shows a 1.0 CANCELLED parent finished at its completed_at"
+
+# ---- 1.1 -> 1.2: claims that identify their holder ----
+
+OLD12="'batchjob_heartbeat(bigint, text, interval)', 'batchjob_progress(bigint, bigint, bigint, bigint, text)',
+       'batchjob_complete(bigint, text)', 'batchjob_fail(bigint, text, boolean, text)',
+       'batchjob_complete(bigint[])', 'batchjob_fail(bigint[], text, boolean)'"
+NEW12="'batchjob_heartbeat(bigint, text, interval, integer)',
+       'batchjob_progress(bigint, bigint, bigint, bigint, text, integer)',
+       'batchjob_complete(bigint, text, integer)', 'batchjob_fail(bigint, text, boolean, text, integer)',
+       'batchjob_complete(bigint[], text)', 'batchjob_fail(bigint[], text, boolean, text)'"
+
+# a worker role given access under 1.1; two jobs claimed under 1.1, one
+# heartbeat through the 1.1 signature (served by the 1.2 library)
+step pre12 <<-SQL
+	CREATE ROLE "$WROLE";
+	SELECT batchjob_grant('$WROLE', 'worker');
+	CREATE TEMP TABLE x AS SELECT job_id FROM batchjob_claim('w11', 2);
+	SELECT 'x1=' || min(job_id) FROM x;
+	SELECT 'x2=' || max(job_id) FROM x;
+	SELECT 'hb11=' || batchjob_heartbeat(max(job_id), 'w11') FROM x;
+SQL
+X1=$(get pre12 x1) X2=$(get pre12 x2)
+X1=${X1:-0} X2=${X2:-0}
+is "$(get pre12 hb11)" "true" \
+	"before the 1.2 update, the 1.1 heartbeat signature works with the 1.2 library" "$(why pre12)"
+
+step up12 <<-SQL
+	ALTER EXTENSION batchjob UPDATE TO '1.2';
+	SELECT 'version=' || extversion FROM pg_extension WHERE extname = 'batchjob';
+	SELECT 'sigs=' || (SELECT count(*) FROM unnest(ARRAY[$NEW12]) s WHERE to_regprocedure(s) IS NOT NULL)
+	       || ',' || (SELECT count(*) FROM unnest(ARRAY[$OLD12]) s WHERE to_regprocedure(s) IS NOT NULL);
+	SELECT 'granted=' || count(*) FILTER (WHERE has_function_privilege('$WROLE', s, 'EXECUTE'))
+	  FROM unnest(ARRAY[$NEW12]) s;
+	SELECT 'old_complete=' || status FROM batchjob_complete($X1, 'w11');
+	SELECT 'old_progress=' || processed_records FROM batchjob_progress($X2, 5, 5, 0, 'w11');
+	SELECT 'old_heartbeat=' || batchjob_heartbeat($X2, 'w11');
+SQL
+is "$(get up12 version)" "1.2" "ALTER EXTENSION batchjob UPDATE TO '1.2' succeeds" "$(why up12)"
+is "$(get up12 sigs)" "6,0" \
+	"1.2 has the six worker functions with their new trailing argument, and none of the 1.1 forms"
+is "$(get up12 granted)" "6" \
+	"a role batchjob_grant made a worker under 1.1 may execute all six new forms"
+is "$(get up12 old_complete)" "COMPLETED" "the 1.1 two-argument batchjob_complete(job_id, worker) call still works"
+is "$(get up12 old_progress),$(get up12 old_heartbeat)" "5,true" \
+	"the 1.1 calls of batchjob_progress and batchjob_heartbeat with a worker still work"
+
+# the zombie: X2's lease expires, it is reaped and claimed again by w11
+step zombie12 <<-SQL
+	CREATE FUNCTION pg_temp.state_of(text) RETURNS text LANGUAGE plpgsql
+	    AS \$\$BEGIN EXECUTE \$1; RETURN 'ok';
+	    EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE; END\$\$;
+	SET ROLE "$WROLE";
+	SELECT 'unnamed=' || pg_temp.state_of('SELECT batchjob_complete($X2)');
+	RESET ROLE;
+	UPDATE batch_jobs SET locked_until = clock_timestamp() - interval '1 minute' WHERE job_id = $X2;
+	SELECT 'reaped=' || batchjob_reap();
+	SELECT 'again=' || attempts FROM batchjob_claim('w11');
+	SELECT 'stale=' || pg_temp.state_of('SELECT batchjob_complete($X2, ''w11'', 1)');
+	SELECT 'current=' || status FROM batchjob_complete($X2, 'w11', 2);
+SQL
+is "$(get zombie12 unnamed)" "55000" \
+	"after the update, a worker role that names no worker is refused (55000)" "$(why zombie12)"
+is "$(get zombie12 reaped),$(get zombie12 again),$(get zombie12 stale),$(get zombie12 current)" \
+	"1,2,55000,COMPLETED" \
+	"a reaped and reclaimed job refuses attempt 1 (55000) and completes for attempt 2"
+
+# upgraded == fresh 1.2 (once the role's grants are taken back)
+q -d "$DB" -c "SELECT batchjob_revoke('$WROLE')" >/dev/null 2>"$work/revoke.err"
+q -d "$FRESH" -c "DROP EXTENSION batchjob; CREATE EXTENSION batchjob" >/dev/null 2>>"$work/revoke.err"
+q -d "$DB" -c "$SHAPE" >"$work/shape12.upgraded" 2>&1
+q -d "$FRESH" -c "$SHAPE" >"$work/shape12.fresh" 2>&1
+if [ -s "$work/shape12.fresh" ] && cmp -s "$work/shape12.upgraded" "$work/shape12.fresh"; then
+	result 1 "the extension updated to 1.2 is the same as a fresh 1.2 install ($(wc -l <"$work/shape12.fresh") items)"
+else
+	result 0 "the extension updated to 1.2 is the same as a fresh 1.2 install" \
+		"$(cat "$work/revoke.err"; diff "$work/shape12.upgraded" "$work/shape12.fresh")"
+fi
 
 # ---- DROP EXTENSION ----
 
