@@ -21,7 +21,7 @@
  * claims take exactly the jobs made here.
  */
 BEGIN;
-SELECT plan(280);
+SELECT plan(285);
 
 DELETE FROM batch_jobs;
 DELETE FROM batch_job_deltas;
@@ -105,7 +105,10 @@ INSERT INTO fmatrix VALUES
     ('batchjob_tenant_visible', '{text}', '{everyone}'),
     ('batchjob_guard', '{}', '{}'),
     ('batchjob_rollup', '{}', '{}'),
-    ('batchjob_truncate', '{}', '{}');
+    ('batchjob_truncate', '{}', '{}'),
+    -- admins hold EXECUTE on every function; this one checks for a
+    -- superuser itself
+    ('batchjob_hold_folder_busy', '{boolean}', '{admin}');
 
 SELECT set_eq(
     $$SELECT d.objid FROM pg_depend d
@@ -116,7 +119,7 @@ SELECT set_eq(
         FROM fmatrix$$,
     'the matrix below names every function of the extension, with its signature');
 
--- 25 functions x 4 roles
+-- 26 functions x 4 roles
 SELECT function_privs_are('public', m.fn, m.args, m.role,
            CASE WHEN m.level = ANY (m.levels) OR 'everyone' = ANY (m.levels)
                 THEN ARRAY['EXECUTE'] ELSE ARRAY[]::name[] END,
@@ -530,6 +533,9 @@ SELECT is(to_jsonb(batchjob_refresh_parent(pg_temp.jid('a'))) - 'updated_at',
     (SELECT v FROM snap WHERE name = 'a rolled up'),
     'admin: batchjob_refresh_parent agrees with the rollup');
 SELECT lives_ok($$SELECT batchjob_fold()$$, 'admin: batchjob_fold() works');
+SELECT throws_ok($$SELECT batchjob_hold_folder_busy(true)$$,
+    '42501', 'must be superuser to hold the folder''s busy lock',
+    'admin: batchjob_hold_folder_busy, a superuser''s test hook, is refused (42501)');
 SELECT is(batchjob_fold(pg_temp.jid('a')), 1::bigint, 'admin: batchjob_fold(parent) works');
 SELECT is(batchjob_reap(), 0::bigint, 'admin: batchjob_reap works (no lease has expired)');
 SELECT is_empty($$SELECT * FROM batchjob_verify()$$,
