@@ -30,15 +30,27 @@
  *
  * Liveness.  A deferred difference must still be folded when no further
  * child change comes.  So a transaction that deferred one makes sure, just
- * before it commits, that a folder is running for its database: a dynamic
- * background worker that folds whatever is waiting, a few milliseconds at a
- * time, and exits after a quiet spell.  The folder holds a session advisory
- * lock while it runs; a committing transaction that finds the lock free
- * starts a new folder once it has committed (so the folder sees its
- * difference).  A folder about to exit first releases the lock, then waits
- * for every transaction still writing batch_job_deltas and sweeps once
- * more: a transaction that saw the old folder alive is one of those, and
- * one that did not will start the next folder.
+ * before it commits (or prepares), that a folder is running for its
+ * database: a dynamic background worker that folds whatever is waiting, a
+ * few milliseconds at a time, and exits after a quiet spell.  The folder
+ * holds a session advisory lock while it runs; a committing transaction
+ * that finds the lock free starts a folder and waits until the folder holds
+ * it, under a second lock that lets one backend at a time do so, so a burst
+ * of commits starts one folder.  The folder may well start before the
+ * transaction has committed: it stays a quiet spell, and sees the
+ * difference at a later round.  When no background worker slot is free,
+ * the transaction folds its own differences before it commits instead,
+ * waiting for each parent as a plain UPDATE would.  A folder about to exit
+ * first releases the lock, then waits for every transaction still writing
+ * batch_job_deltas (prepared ones too) and sweeps once more: a transaction
+ * that saw the old folder alive is one of those, and one that did not
+ * starts the next folder.
+ *
+ * Faults.  Nothing but a superuser can stop a folder: its locks are out of
+ * reach of the SQL advisory lock functions, it sets what it depends on
+ * (isolation level, read-write, timeouts, search_path) itself, and it folds
+ * each parent in a subtransaction with a short lock timeout, so one parent
+ * whose fold fails or whose row is held cannot stop the others.
  *
  * Deadlocks.  Rollups never wait for the right to fold, so parents cannot
  * be part of a lock cycle between workers, whatever the nesting.  Only the
