@@ -594,9 +594,9 @@ fold_own_differences(void)
  * transaction still holds its lock on batch_job_deltas, which is what the
  * folder's final sweep waits for (see the file header).
  *
- * One backend at a time starts a folder (BJ_LOCK_FOLDER_START, held to the
- * end of the transaction); the others find the lock taken, wait for it, and
- * then see the folder running.  When none can be started, the transaction
+ * One backend at a time starts a folder (BJ_LOCK_FOLDER_START, held until
+ * the folder is up); the others find the lock taken, wait for it, and then
+ * see the folder running.  When none can be started, the transaction
  * folds its own differences, so they never wait for a slot.  The folder's
  * own deferrals need nothing while it holds its lock.
  */
@@ -1101,6 +1101,28 @@ folder_settings(void)
 }
 
 /*
+ * Takes the folder lock, never waiting in the lock's queue: false when
+ * another folder holds it.  A committing backend checks whether the lock
+ * is free by taking and releasing it at once, so a lock taken a few times
+ * in a row for an instant is not another folder: a few tries, a few
+ * milliseconds apart, tell the two apart.
+ */
+static bool
+take_folder_lock(const LOCKTAG *tag)
+{
+	int			tries;
+
+	for (tries = 0; tries < 10; tries++)
+	{
+		if (LockAcquire(tag, ExclusiveLock, true, true) !=
+			LOCKACQUIRE_NOT_AVAIL)
+			return true;
+		pg_usleep(2 * 1000L);
+	}
+	return false;
+}
+
+/*
  * The folder: a dynamic background worker for one database (main_arg),
  * started by a transaction that deferred a difference.  It exits when it
  * finds another folder running, when the extension is gone, or after a
@@ -1123,7 +1145,7 @@ batchjob_folder_main(Datum main_arg)
 	folder_settings();
 
 	batchjob_locktag(&tag, dbid, BJ_LOCK_FOLDER);
-	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+	if (!take_folder_lock(&tag))
 		proc_exit(0);			/* another folder serves this database */
 	folder_holds_lock = true;
 	batchjob_locktag(&busy_tag, dbid, BJ_LOCK_FOLDER_BUSY);
@@ -1167,8 +1189,7 @@ batchjob_folder_main(Datum main_arg)
 			left = folder_round_safely(true, &cursor, &idle, &nrows);
 			if (left <= 0)
 				break;
-			if (LockAcquire(&tag, ExclusiveLock, true, true) ==
-				LOCKACQUIRE_NOT_AVAIL)
+			if (!take_folder_lock(&tag))
 				break;
 			folder_holds_lock = true;
 			last_work = GetCurrentTimestamp();
