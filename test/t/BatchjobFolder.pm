@@ -32,7 +32,7 @@ use Test::More;
 
 our @EXPORT = qw(folder_node new_db hold_rights release listener
   notifications_ok poll parent_settled_ok verify_empty deltas children_of
-  quiet_sql folder_count);
+  quiet_sql folder_count parent_with_last_child complete_child);
 
 # What every session of these tests sets: notices on stderr would make a
 # background session's query look failed.
@@ -204,12 +204,39 @@ sub verify_empty
 		'', "$name: batchjob_verify() is empty");
 }
 
-# How many folders run in the node right now.
+# How many folders run in the node right now (in $db, if given).
 sub folder_count
 {
-	my ($node) = @_;
+	my ($node, $db) = @_;
+	my $where = defined $db ? " AND datname = '$db'" : '';
 	return $node->safe_psql('postgres',
-		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'batchjob folder'");
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'batchjob folder'$where");
+}
+
+# A parent of $n children of 10 records in $db, created by $by, every child
+# claimed (the database must have no other pending leaf) and all but the
+# last completed.  Returns the parent and the last child.
+sub parent_with_last_child
+{
+	my ($node, $db, $by, $n) = @_;
+	my $q = sub { $node->safe_psql($db, "$quiet; " . shift) };
+	my $p = $q->("SELECT job_id FROM batchjob_create_parent('{}', '$by')");
+	$q->("SELECT count(*) FROM batchjob_split($p, 10 * $n, 10)");
+	my @c = split /\n/,
+	  $q->("SELECT job_id FROM batchjob_claim('$by', $n) ORDER BY job_id");
+	die "claimed @c, not the $n children of $p" unless @c == $n;
+	my $last = pop @c;
+	$q->("SELECT batchjob_progress($_, 10, 10, 0, '$by'); SELECT batchjob_complete($_, '$by')")
+	  for @c;
+	$q->("SELECT batchjob_progress($last, 10, 10, 0, '$by')");
+	return ($p, $last);
+}
+
+# Completes $child in a session of its own that ends right after.
+sub complete_child
+{
+	my ($node, $db, $child) = @_;
+	return $node->safe_psql($db, "$quiet; SELECT status FROM batchjob_complete($child)");
 }
 
 1;
