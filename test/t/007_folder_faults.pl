@@ -94,7 +94,7 @@ my $listen = listener($node, $db);
 	release($a);
 	parent_settled_ok($node, $db, $p2, 'COMPLETED', 'd, the other parent');
 	notifications_ok($listen, $p2, 'COMPLETED', 'd, the other parent');
-	# the round that folded p2 tried p1 first (parents in id order)
+	# the admin still holds the row: no fold of p1 can have committed
 	is($q->("SELECT status || ' ' || child_completed || ' '
 	                || (SELECT count(*) FROM batch_job_deltas WHERE parent_job_id = $p1)
 	           FROM batch_jobs WHERE job_id = $p1"),
@@ -210,16 +210,22 @@ $listen->quit;
 		ALTER DATABASE $cdb SET statement_timeout = '1ms';
 		ALTER DATABASE $cdb SET idle_in_transaction_session_timeout = '1ms';
 		ALTER DATABASE $cdb SET session_replication_role = 'replica';});
-	is($node->safe_psql($cdb, q{SELECT current_setting('default_transaction_read_only')
-	                               || ' ' || current_setting('session_replication_role')
-	                               || ' ' || current_setting('statement_timeout')}),
-		'on replica 1ms', 'c: a new session of the database gets the hostile defaults');
+	# (read from the catalog: a session of the database itself could be
+	# cancelled by its 1 ms statement_timeout)
+	is($node->safe_psql('postgres', qq{
+			SELECT array_to_string(s.setconfig, ' ')
+			  FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+			 WHERE d.datname = '$cdb' AND s.setrole = 0}),
+		'default_transaction_read_only=on lock_timeout=1ms default_transaction_isolation=repeatable read statement_timeout=1ms idle_in_transaction_session_timeout=1ms session_replication_role=replica',
+		'c: the database has the hostile defaults');
 
 	# The test's own sessions set them back; the folder must do so itself.
 	local $ENV{PGOPTIONS} = join(' ',
 		'-c default_transaction_read_only=off', '-c lock_timeout=0',
 		'-c default_transaction_isolation=read\ committed', '-c statement_timeout=0',
 		'-c idle_in_transaction_session_timeout=0', '-c session_replication_role=origin');
+	is(folder_count($node, $cdb), '0',
+		'c: no folder of the database started before the defaults were set');
 	my $l = listener($node, $cdb);
 	my $a = hold_rights($node, $cdb, $p);
 	is(complete_child($node, $cdb, $last), 'COMPLETED', 'c: the last child is completed');
