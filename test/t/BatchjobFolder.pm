@@ -182,10 +182,11 @@ sub parent_settled_ok
 		   AND (SELECT status = '$status' FROM batch_jobs WHERE job_id = $parent)};
 	my $ok = poll($node, $db, $exact, 30);
 	ok($ok, "$name: the folder folds what waited for job $parent (none waits, the stored counters are its children's, $status)")
-	  or diag($node->safe_psql($db,
+	  or diag(scalar $node->psql($db,
 			"SELECT 'waiting ' || count(*) FROM batch_job_deltas WHERE parent_job_id = $parent;
-			 SELECT 'stored ' || row($stored) || ' status ' || (SELECT status FROM batch_jobs WHERE job_id = $parent);
-			 SELECT 'children ' || row(($kids))"));
+			 SELECT 'stored ' || s::text FROM ($stored) s;
+			 SELECT 'children ' || k::text FROM ($kids) k;
+			 SELECT 'status ' || status FROM batch_jobs WHERE job_id = $parent"));
 	if ($status =~ /^(COMPLETED|FAILED|CANCELLED)$/)
 	{
 		is($node->safe_psql($db,
