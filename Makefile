@@ -32,5 +32,5 @@ $(OBJS): src/batchjob.h src/compat.h
 # The isolation specs say which transaction folds into a parent and which
 # defers; a folder that took the rollups over after a burst of deferrals in
 # an earlier permutation would make that depend on timing.  The hand-off
-# itself is tested by test/handoff.sh.
+# itself is tested by test/t/006_handoff.pl.
 installcheck: export PGOPTIONS += -c batchjob.defer_when_busy=off

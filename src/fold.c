@@ -44,7 +44,9 @@
  * first releases the lock, then waits for every transaction still writing
  * batch_job_deltas (prepared ones too) and sweeps once more: a transaction
  * that saw the old folder alive is one of those, and one that did not
- * starts the next folder.
+ * starts the next folder.  It stays while such a transaction is open (a
+ * worker's, say, that claimed a job and works inside its transaction),
+ * rather than wait for it beside the next folder.
  *
  * Faults.  Nothing but a superuser can stop a folder: its locks are out of
  * reach of the SQL advisory lock functions, it sets what it depends on
@@ -923,6 +925,36 @@ wait_for_writers(Oid relid)
 	}
 }
 
+/* batch_job_deltas, as the folder's last round found it. */
+static Oid	folder_deltas_relid = InvalidOid;
+
+/*
+ * Does a transaction still hold a lock on batch_job_deltas that the final
+ * sweep would wait for?  A worker that claimed a job inside a transaction
+ * it keeps open while it works holds one.  A folder does not go quiet
+ * while one does: its final sweep would wait for that transaction with the
+ * folder lock released, holding a background worker slot, and the next
+ * deferred difference would start another folder beside it, and so on,
+ * one stranded folder per quiet spell.  Staying costs a round every
+ * FOLDER_NAP_MS; delaying the hand-over never leaves a difference behind.
+ * Called between transactions.
+ */
+static bool
+deltas_writers_open(void)
+{
+	LOCKTAG		tag;
+	VirtualTransactionId *writers;
+	int			n;
+
+	if (!OidIsValid(folder_deltas_relid))
+		return false;
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, folder_deltas_relid);
+	/* palloc'd: the folder never runs in hot standby */
+	writers = GetLockConflicts(&tag, ShareLock, &n);
+	pfree(writers);
+	return n > 0;
+}
+
 /*
  * One folder round in its own transaction, as the extension's owner: up to
  * FOLDER_ROUND_PARENTS parents with waiting differences, starting after
@@ -966,6 +998,7 @@ folder_round(bool final_sweep, int64 *cursor, bool *idle, uint64 *nrows)
 		nspid = DatumGetObjectId(SPI_getbinval(row, desc, 1, &isnull));
 		owner = DatumGetObjectId(SPI_getbinval(row, desc, 2, &isnull));
 		deltas = DatumGetObjectId(SPI_getbinval(row, desc, 3, &isnull));
+		folder_deltas_relid = isnull ? InvalidOid : deltas;
 		if (final_sweep && !isnull)
 		{
 			PopActiveSnapshot();
@@ -1180,7 +1213,8 @@ batchjob_folder_main(Datum main_arg)
 		if (!idle)
 			last_work = GetCurrentTimestamp();
 		else if (TimestampDifferenceExceeds(last_work, GetCurrentTimestamp(),
-											FOLDER_QUIET_MS))
+											FOLDER_QUIET_MS) &&
+				 !deltas_writers_open())
 		{
 			/* hand over: see the file header for why this is enough */
 			Assert(!busy);
