@@ -5,7 +5,7 @@
 #   - every row of batch_jobs and batch_job_deltas is as it was (the
 #     waiting differences get the upgrade's time as deferred_at);
 #   - the upgraded extension is made of the same objects as a fresh 1.2
-#     install (test/upgrade/shape.sql);
+#     install (test/t/upgrade_shape.sql);
 #   - batchjob_verify() is empty, and reports a difference that waits
 #     longer than the folder's bound;
 #   - the work runs to its end through the API, every parent finishing
@@ -117,7 +117,7 @@ $q->('fresh', 'CREATE EXTENSION batchjob');
 is($q->('fresh', "SELECT extversion FROM pg_extension WHERE extname = 'batchjob'"),
 	'1.2', 'a fresh CREATE EXTENSION batchjob installs 1.2');
 my $shape = PostgreSQL::Test::Utils::slurp_file(
-	"$FindBin::RealBin/../upgrade/shape.sql");
+	"$FindBin::RealBin/upgrade_shape.sql");
 my $shape_up = $q->('up', $shape);
 my $shape_fresh = $q->('fresh', $shape);
 ok($shape_fresh ne '', 'the shape query describes the fresh install');

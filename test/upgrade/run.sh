@@ -89,7 +89,7 @@ rows10() {	# rows10 PREFIX
 }
 
 # what a database's batchjob is made of
-SHAPE=$(cat "$(dirname "$0")/shape.sql")
+SHAPE=$(cat "$(dirname "$0")/../t/upgrade_shape.sql")
 
 echo "1..$PLAN"
 
