@@ -261,7 +261,11 @@ job_call_begin(FunctionCallInfo fcinfo, JobCall *call)
 		return;
 	}
 	call->role = GetUserId();
-	/* a 1.0 schema has no grants: its functions run as the caller */
+
+	/*
+	 * A 1.0 schema's functions were never SECURITY DEFINER: they keep
+	 * running as the caller, whose own table privileges decide.
+	 */
 	if (job_schema_is_v11(call->nspid))
 		switch_to_owner(call);
 }
