@@ -315,3 +315,31 @@ DROP FUNCTION @extschema@.batchjob_complete(bigint, text);
 DROP FUNCTION @extschema@.batchjob_fail(bigint, text, boolean, text);
 DROP FUNCTION @extschema@.batchjob_complete(bigint[]);
 DROP FUNCTION @extschema@.batchjob_fail(bigint[], text, boolean);
+
+/*
+ * The acting role is the current user at the call (src/tenant.c).  As
+ * SECURITY DEFINER, these functions could judge only the outer user, so a
+ * tenant's own SECURITY DEFINER function run by an admin, or a tenant's
+ * index expression run by a superuser's ANALYZE, acted for every tenant.
+ * Now each runs as its caller, notes that role, and switches itself to the
+ * extension's owner for its work (restored at return, and on error by the
+ * abort).  EXECUTE is still what lets a role call them (batchjob_grant).
+ * The triggers stay SECURITY DEFINER (they judge no tenant), and so do
+ * batchjob_grant and batchjob_revoke, which grant as the owner.
+ */
+ALTER FUNCTION @extschema@.batchjob_create_parent(jsonb, text, integer, bigint, text, bigint) SECURITY INVOKER;
+ALTER FUNCTION @extschema@.batchjob_create_child(bigint, integer, bigint, integer, jsonb, integer) SECURITY INVOKER;
+ALTER FUNCTION @extschema@.batchjob_split(bigint, bigint, integer) SECURITY INVOKER;
+ALTER FUNCTION @extschema@.batchjob_children(bigint) SECURITY INVOKER;
+ALTER FUNCTION @extschema@.batchjob_child_counts(bigint) SECURITY INVOKER;
+ALTER FUNCTION @extschema@.batchjob_next_pending() SECURITY INVOKER;
+ALTER FUNCTION @extschema@.batchjob_claim(text, integer, interval) SECURITY INVOKER;
+ALTER FUNCTION @extschema@.batchjob_heartbeat(bigint, text, interval, integer) SECURITY INVOKER;
+ALTER FUNCTION @extschema@.batchjob_progress(bigint, bigint, bigint, bigint, text, integer) SECURITY INVOKER;
+ALTER FUNCTION @extschema@.batchjob_complete(bigint, text, integer) SECURITY INVOKER;
+ALTER FUNCTION @extschema@.batchjob_fail(bigint, text, boolean, text, integer) SECURITY INVOKER;
+ALTER FUNCTION @extschema@.batchjob_complete(bigint[], text) SECURITY INVOKER;
+ALTER FUNCTION @extschema@.batchjob_fail(bigint[], text, boolean, text) SECURITY INVOKER;
+ALTER FUNCTION @extschema@.batchjob_retry(bigint) SECURITY INVOKER;
+ALTER FUNCTION @extschema@.batchjob_cancel(bigint) SECURITY INVOKER;
+ALTER FUNCTION @extschema@.batchjob_tenant_visible(text) SECURITY INVOKER;

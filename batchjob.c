@@ -62,6 +62,7 @@ batchjob_create_parent(PG_FUNCTION_ARGS)
 	Datum		values[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	Datum		result;
+	JobCall		call;
 
 	job_require_arg(fcinfo, 0, "criteria");
 	job_require_arg(fcinfo, 1, "created_by");
@@ -96,12 +97,13 @@ batchjob_create_parent(PG_FUNCTION_ARGS)
 			nulls[5] = 'n';
 	}
 
+	job_call_begin(fcinfo, &call);
 	job_spi_connect();
 	if (v11)
-		check_created_by(nspid, PG_GETARG_TEXT_PP(1));
+		check_created_by(&call, PG_GETARG_TEXT_PP(1));
 	if (v11 && !PG_ARGISNULL(5))
 	{
-		check_job_tenant(nspid, PG_GETARG_INT64(5));
+		check_job_tenant(&call, PG_GETARG_INT64(5), MISSING_PARENT);
 		job_fetch_parent(nspid, PG_GETARG_INT64(5), false, false);
 	}
 	job_run_plan(job_plan(v11 ? PLAN_INSERT_PARENT_V11 : PLAN_INSERT_PARENT, nspid),
@@ -109,6 +111,7 @@ batchjob_create_parent(PG_FUNCTION_ARGS)
 	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
 							  SPI_tuptable->tupdesc, caller);
 	job_spi_finish();
+	job_call_end(&call);
 	PG_RETURN_DATUM(result);
 }
 
@@ -136,6 +139,7 @@ batchjob_create_child(PG_FUNCTION_ARGS)
 	TupleDesc	pdesc;
 	bool		isnull;
 	Datum		result;
+	JobCall		call;
 
 	job_require_arg(fcinfo, 0, "parent_job_id");
 	job_require_arg(fcinfo, 1, "batch_number");
@@ -165,8 +169,9 @@ batchjob_create_child(PG_FUNCTION_ARGS)
 	 * child cannot interleave (the rollup alone would not hold the lock if
 	 * it found the parent busy and deferred).
 	 */
+	job_call_begin(fcinfo, &call);
 	job_spi_connect();
-	check_job_tenant(nspid, parent_id);
+	check_job_tenant(&call, parent_id, MISSING_PARENT);
 	job_fetch_parent(nspid, parent_id, true, false);
 	job_fetch_parent(nspid, parent_id, false, false);
 	parent = SPI_tuptable->vals[0];
@@ -200,6 +205,7 @@ batchjob_create_child(PG_FUNCTION_ARGS)
 	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
 							  SPI_tuptable->tupdesc, caller);
 	job_spi_finish();
+	job_call_end(&call);
 	PG_RETURN_DATUM(result);
 }
 
@@ -220,6 +226,7 @@ batchjob_split(PG_FUNCTION_ARGS)
 	int32		batch_size;
 	int64		nbatches;
 	Datum		values[4];
+	JobCall		call;
 
 	job_require_arg(fcinfo, 0, "parent_job_id");
 	job_require_arg(fcinfo, 1, "total_records");
@@ -248,8 +255,9 @@ batchjob_split(PG_FUNCTION_ARGS)
 						   PG_INT32_MAX),
 				 errhint("Use a larger batch_size.")));
 
+	job_call_begin(fcinfo, &call);
 	job_spi_connect();
-	check_job_tenant(nspid, parent_id);
+	check_job_tenant(&call, parent_id, MISSING_PARENT);
 	job_fetch_parent(nspid, parent_id, true, false);
 
 	values[0] = Int64GetDatum(parent_id);
@@ -273,6 +281,7 @@ batchjob_split(PG_FUNCTION_ARGS)
 	values[3] = Int32GetDatum((int32) nbatches);
 	job_stream_plan(fcinfo, job_plan(PLAN_SPLIT, nspid), values, NULL, false);
 	job_spi_finish();
+	job_call_end(&call);
 	return (Datum) 0;
 }
 
@@ -282,15 +291,18 @@ batchjob_children(PG_FUNCTION_ARGS)
 {
 	Oid			nspid = job_function_namespace(fcinfo);
 	Datum		values[1];
+	JobCall		call;
 
 	job_require_arg(fcinfo, 0, "parent_job_id");
 	values[0] = PG_GETARG_DATUM(0);
 
+	job_call_begin(fcinfo, &call);
 	job_spi_connect();
-	check_job_tenant(nspid, PG_GETARG_INT64(0));
+	check_job_tenant(&call, PG_GETARG_INT64(0), MISSING_PARENT);
 	job_fetch_parent(nspid, PG_GETARG_INT64(0), false, true);
 	job_stream_plan(fcinfo, job_plan(PLAN_CHILDREN, nspid), values, NULL, true);
 	job_spi_finish();
+	job_call_end(&call);
 	return (Datum) 0;
 }
 
@@ -307,16 +319,17 @@ batchjob_child_counts(PG_FUNCTION_ARGS)
 	int64		total = 0;
 	int			i;
 	HeapTuple	result;
+	JobCall		call;
 
 	job_require_arg(fcinfo, 0, "parent_job_id");
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	desc = BlessTupleDesc(desc);
 
+	job_call_begin(fcinfo, &call);
 	job_spi_connect();
-	check_job_tenant(job_function_namespace(fcinfo), PG_GETARG_INT64(0));
-	job_fetch_parent(job_function_namespace(fcinfo), PG_GETARG_INT64(0), false,
-				 true);
+	check_job_tenant(&call, PG_GETARG_INT64(0), MISSING_PARENT);
+	job_fetch_parent(call.nspid, PG_GETARG_INT64(0), false, true);
 	for (i = 0; i < JOB_NSTATUS; i++)
 	{
 		bool		isnull;
@@ -329,6 +342,7 @@ batchjob_child_counts(PG_FUNCTION_ARGS)
 	}
 	values[JOB_NSTATUS] = Int64GetDatum(total);
 	job_spi_finish();
+	job_call_end(&call);
 
 	result = heap_form_tuple(desc, values, nulls);
 	PG_RETURN_DATUM(HeapTupleGetDatum(result));
@@ -357,12 +371,14 @@ batchjob_refresh_parent(PG_FUNCTION_ARGS)
 	int64		children = 0;
 	int			i;
 	Datum		result;
+	JobCall		call;
 
 	job_require_arg(fcinfo, 0, "parent_job_id");
 	values[0] = PG_GETARG_DATUM(0);
 
+	job_call_invoker(fcinfo, &call);
 	job_spi_connect();
-	check_job_tenant(nspid, PG_GETARG_INT64(0));
+	check_job_tenant(&call, PG_GETARG_INT64(0), MISSING_PARENT);
 	job_fetch_parent(nspid, PG_GETARG_INT64(0), true, false);
 
 	job_run_plan(job_plan(PLAN_CHILD_AGGREGATES, nspid), values, NULL, false,
@@ -408,12 +424,14 @@ batchjob_next_pending(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	char		nulls[1] = {' '};
 	bool		unrestricted;
+	JobCall		call;
 
+	job_call_begin(fcinfo, &call);
 	job_spi_connect();
 	if (job_schema_is_v11(nspid))
 	{
 		/* only the jobs of the tenants the caller acts for */
-		values[0] = tenant_scope_datum(nspid, GetOuterUserId(), &unrestricted);
+		values[0] = tenant_scope_datum(nspid, call.role, &unrestricted);
 		if (unrestricted)
 			nulls[0] = 'n';
 		job_run_plan(job_plan(PLAN_NEXT_PENDING_V11, nspid), values, nulls,
@@ -425,10 +443,12 @@ batchjob_next_pending(PG_FUNCTION_ARGS)
 	if (SPI_processed == 0)
 	{
 		job_spi_finish();
+		job_call_end(&call);
 		PG_RETURN_NULL();
 	}
 	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
 							  SPI_tuptable->tupdesc, caller);
 	job_spi_finish();
+	job_call_end(&call);
 	PG_RETURN_DATUM(result);
 }

@@ -125,7 +125,29 @@ typedef enum JobPlan
 #define JOB_STATE_LOCKED_BY		3
 #define JOB_STATE_ATTEMPTS		4
 
+/*
+ * A call of a function that workers and submitters use (src/tenant.c): the
+ * role it acts for, and the user it switched from to work as the
+ * extension's owner.
+ */
+typedef struct JobCall
+{
+	Oid			nspid;			/* the extension's schema */
+	Oid			role;			/* the acting role, whom tenant checks judge */
+	bool		switched;		/* whether job_call_end switches back */
+	Oid			save_userid;
+	int			save_sec_context;
+} JobCall;
+
+/* How a function reports a job id that names no job. */
+typedef enum JobMissing
+{
+	MISSING_JOB,				/* P0002 job N does not exist */
+	MISSING_PARENT				/* 23503 parent job N does not exist */
+} JobMissing;
+
 /* src/util.c */
+extern void job_report_missing(JobMissing missing, int64 job_id);
 extern void job_require_arg(FunctionCallInfo fcinfo, int argno,
 							const char *name);
 extern void job_spi_connect(void);
@@ -158,9 +180,14 @@ extern bool folder_is_busy(void);
 extern void batchjob_define_gucs(void);
 extern bool tenant_isolation_enabled(void);
 extern Datum tenant_scope_datum(Oid nspid, Oid roleid, bool *isnull);
-extern void check_job_tenant(Oid nspid, int64 job_id);
-extern void check_jobs_tenant(Oid nspid, Datum job_ids);
-extern void check_created_by(Oid nspid, text *created_by);
+extern void job_call_begin(FunctionCallInfo fcinfo, JobCall *call);
+extern void job_call_invoker(FunctionCallInfo fcinfo, JobCall *call);
+extern void job_call_end(const JobCall *call);
+extern bool job_hidden(const JobCall *call, int64 job_id);
+extern int	jobs_hidden(const JobCall *call, Datum job_ids, int64 **hidden);
+extern void check_job_tenant(const JobCall *call, int64 job_id,
+							 JobMissing missing);
+extern void check_created_by(const JobCall *call, text *created_by);
 extern bool role_is_job_admin(Oid nspid, Oid roleid);
 
 extern uint64 cancel_descendants(Oid nspid, int64 job_id, bool skip_locked);

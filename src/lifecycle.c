@@ -92,9 +92,7 @@ read_job(Oid nspid, int64 job_id, JobStatus *status)
 	job_run_plan(job_plan(PLAN_JOB_STATE, nspid), values, NULL, false,
 				 SPI_OK_SELECT, "reading the job");
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("job " INT64_FORMAT " does not exist", job_id)));
+		job_report_missing(MISSING_JOB, job_id);
 	*status = job_status_from_datum(SPI_getbinval(SPI_tuptable->vals[0],
 												  SPI_tuptable->tupdesc,
 												  JOB_STATE_STATUS,
@@ -210,19 +208,19 @@ caller_claim(FunctionCallInfo fcinfo, int argno, Datum *values, char *nulls,
 }
 
 /*
- * 55000 when the calling role names no worker but is not an admin (see
+ * 55000 when the acting role names no worker but is not an admin (see
  * role_is_job_admin): a role with worker access changes only the jobs it
  * holds, so it must say which claim it acts for.  verb and job_id (NULL
  * for the array forms) say what it asked for.  Heartbeats always name
  * their worker.
  */
 static void
-require_worker_name(Oid nspid, const CallerClaim *claim, const char *verb,
-					const int64 *job_id)
+require_worker_name(const JobCall *call, const CallerClaim *claim,
+					const char *verb, const int64 *job_id)
 {
-	Oid			role = GetOuterUserId();
+	Oid			role = call->role;
 
-	if (claim->worker != NULL || role_is_job_admin(nspid, role))
+	if (claim->worker != NULL || role_is_job_admin(call->nspid, role))
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -239,23 +237,23 @@ require_worker_name(Oid nspid, const CallerClaim *claim, const char *verb,
  * wanted (and the claim, when one is named), and returns the new row;
  * explains with 55000 (or P0002, 22023) when the job was not in that state.
  * With verb (a worker call), a role that is not an admin must name its
- * worker; the tenant check comes first, so a job of another tenant is
- * refused as such (42501) whatever else is wrong.
+ * worker.  A job of another tenant is then reported just where a job that
+ * does not exist would be, so that the two give the same error.
  */
 static Datum
-transition_one(FunctionCallInfo fcinfo, JobPlan which, Datum *values,
-			   const char *nulls, JobStatus wanted, const CallerClaim *claim,
-			   const char *verb)
+transition_one(FunctionCallInfo fcinfo, const JobCall *call, JobPlan which,
+			   Datum *values, const char *nulls, JobStatus wanted,
+			   const CallerClaim *claim, const char *verb)
 {
 	MemoryContext caller = CurrentMemoryContext;
-	Oid			nspid = job_function_namespace(fcinfo);
+	Oid			nspid = call->nspid;
 	int64		job_id = DatumGetInt64(values[0]);
 	Datum		result;
 
 	job_spi_connect();
-	check_job_tenant(nspid, job_id);
 	if (verb != NULL)
-		require_worker_name(nspid, claim, verb, &job_id);
+		require_worker_name(call, claim, verb, &job_id);
+	check_job_tenant(call, job_id, MISSING_JOB);
 	job_run_plan(job_plan(which, nspid), values, nulls, false,
 				 SPI_OK_UPDATE_RETURNING, "changing the job");
 	if (SPI_processed == 0)
@@ -278,6 +276,7 @@ batchjob_claim(PG_FUNCTION_ARGS)
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	bool		unrestricted;
+	JobCall		call;
 
 	job_require_arg(fcinfo, 0, "worker");
 	job_require_arg(fcinfo, 1, "max_jobs");
@@ -290,9 +289,10 @@ batchjob_claim(PG_FUNCTION_ARGS)
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);
 	values[2] = PG_GETARG_DATUM(2);
+	job_call_begin(fcinfo, &call);
 	job_spi_connect();
 	/* only the jobs of the tenants the caller serves (src/tenant.c) */
-	values[3] = tenant_scope_datum(nspid, GetOuterUserId(), &unrestricted);
+	values[3] = tenant_scope_datum(nspid, call.role, &unrestricted);
 	if (unrestricted)
 		nulls[3] = 'n';
 	job_run_plan(job_plan(PLAN_CLAIM, nspid), values, nulls, false,
@@ -300,6 +300,7 @@ batchjob_claim(PG_FUNCTION_ARGS)
 	job_return_tuptable(fcinfo);
 	ensure_folder(nspid);
 	job_spi_finish();
+	job_call_end(&call);
 	return (Datum) 0;
 }
 
@@ -308,14 +309,16 @@ batchjob_claim(PG_FUNCTION_ARGS)
  * from now; false, changing nothing, when the job is not PROCESSING under
  * worker any more (cancelled, reaped, finished or gone) or, with attempt,
  * is in another attempt (reaped and claimed again).  A worker learns that
- * its claim is gone the same way whichever happened, so it stays a boolean.
+ * its claim is gone the same way whichever happened, so it stays a boolean;
+ * a job of another tenant answers false, as one that does not exist.
  */
 Datum
 batchjob_heartbeat(PG_FUNCTION_ARGS)
 {
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', 'n'};
-	bool		extended;
+	bool		extended = false;
+	JobCall		call;
 
 	job_require_arg(fcinfo, 0, "job_id");
 	job_require_arg(fcinfo, 1, "worker");
@@ -330,12 +333,16 @@ batchjob_heartbeat(PG_FUNCTION_ARGS)
 		nulls[3] = ' ';
 	}
 
+	job_call_begin(fcinfo, &call);
 	job_spi_connect();
-	check_job_tenant(job_function_namespace(fcinfo), PG_GETARG_INT64(0));
-	job_run_plan(job_plan(PLAN_HEARTBEAT, job_function_namespace(fcinfo)),
-				 values, nulls, false, SPI_OK_UPDATE, "extending the lease");
-	extended = SPI_processed > 0;
+	if (!job_hidden(&call, PG_GETARG_INT64(0)))
+	{
+		job_run_plan(job_plan(PLAN_HEARTBEAT, call.nspid), values, nulls,
+					 false, SPI_OK_UPDATE, "extending the lease");
+		extended = SPI_processed > 0;
+	}
 	job_spi_finish();
+	job_call_end(&call);
 	PG_RETURN_BOOL(extended);
 }
 
@@ -352,6 +359,8 @@ batchjob_progress(PG_FUNCTION_ARGS)
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	CallerClaim claim;
 	int64		outcome;
+	JobCall		call;
+	Datum		result;
 
 	caller_claim(fcinfo, 4, values, nulls, &claim);
 
@@ -373,9 +382,11 @@ batchjob_progress(PG_FUNCTION_ARGS)
 	values[1] = PG_GETARG_DATUM(1);
 	values[2] = PG_GETARG_DATUM(2);
 	values[3] = PG_GETARG_DATUM(3);
-	PG_RETURN_DATUM(transition_one(fcinfo, PLAN_PROGRESS, values, nulls,
-								   JOB_PROCESSING, &claim,
-								   "report progress on"));
+	job_call_begin(fcinfo, &call);
+	result = transition_one(fcinfo, &call, PLAN_PROGRESS, values, nulls,
+							JOB_PROCESSING, &claim, "report progress on");
+	job_call_end(&call);
+	PG_RETURN_DATUM(result);
 }
 
 /* batchjob_complete(job_id [, worker [, attempt]]): PROCESSING to COMPLETED. */
@@ -385,12 +396,17 @@ batchjob_complete(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	char		nulls[3] = {' ', ' ', ' '};
 	CallerClaim claim;
+	JobCall		call;
+	Datum		result;
 
 	caller_claim(fcinfo, 1, values, nulls, &claim);
 	job_require_arg(fcinfo, 0, "job_id");
 	values[0] = PG_GETARG_DATUM(0);
-	PG_RETURN_DATUM(transition_one(fcinfo, PLAN_COMPLETE, values, nulls,
-								   JOB_PROCESSING, &claim, "complete"));
+	job_call_begin(fcinfo, &call);
+	result = transition_one(fcinfo, &call, PLAN_COMPLETE, values, nulls,
+							JOB_PROCESSING, &claim, "complete");
+	job_call_end(&call);
+	PG_RETURN_DATUM(result);
 }
 
 /*
@@ -404,6 +420,8 @@ batchjob_fail(PG_FUNCTION_ARGS)
 	Datum		values[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	CallerClaim claim;
+	JobCall		call;
+	Datum		result;
 
 	caller_claim(fcinfo, 3, values, nulls, &claim);
 
@@ -414,8 +432,11 @@ batchjob_fail(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(1))
 		nulls[1] = 'n';
 	values[2] = PG_GETARG_DATUM(2);
-	PG_RETURN_DATUM(transition_one(fcinfo, PLAN_FAIL, values, nulls,
-								   JOB_PROCESSING, &claim, "fail"));
+	job_call_begin(fcinfo, &call);
+	result = transition_one(fcinfo, &call, PLAN_FAIL, values, nulls,
+							JOB_PROCESSING, &claim, "fail");
+	job_call_end(&call);
+	PG_RETURN_DATUM(result);
 }
 
 static int
@@ -432,14 +453,16 @@ compare_int64(const void *a, const void *b)
  * 0; all or nothing: if any job was not PROCESSING (or, with a worker named
  * at argument and parameter worker_argno, not held by it), raises as the
  * one-job form would for the first such job (so the whole statement rolls
- * back).  A role that is not an admin must name its worker.  Returns how
- * many jobs changed.
+ * back).  A role that is not an admin must name its worker.  Jobs of other
+ * tenants are left out of the statement and reported as the jobs that do
+ * not exist are.  Returns how many jobs changed.
  */
 static int64
-transition_many(FunctionCallInfo fcinfo, JobPlan which, Datum *values,
-				char *nulls, int worker_argno, const char *verb)
+transition_many(FunctionCallInfo fcinfo, const JobCall *call, JobPlan which,
+				Datum *values, char *nulls, int worker_argno,
+				const char *verb)
 {
-	Oid			nspid = job_function_namespace(fcinfo);
+	Oid			nspid = call->nspid;
 	ArrayType  *array = PG_GETARG_ARRAYTYPE_P(0);
 	Datum	   *elems;
 	bool	   *elem_nulls;
@@ -450,6 +473,9 @@ transition_many(FunctionCallInfo fcinfo, JobPlan which, Datum *values,
 	uint64		j;
 	int64	   *done;
 	uint64		ndone;
+	int64	   *hidden;
+	int			nhidden;
+	int			h;
 	CallerClaim claim = {NULL, false, 0};
 
 	claim.worker = optional_worker(fcinfo, worker_argno, values, nulls);
@@ -468,8 +494,27 @@ transition_many(FunctionCallInfo fcinfo, JobPlan which, Datum *values,
 
 	values[0] = PointerGetDatum(array);
 	job_spi_connect();
-	check_jobs_tenant(nspid, values[0]);
-	require_worker_name(nspid, &claim, verb, NULL);
+	require_worker_name(call, &claim, verb, NULL);
+	nhidden = jobs_hidden(call, values[0], &hidden);
+	if (nhidden > 0)
+	{
+		/* the statement gets only the jobs the role may act on */
+		Datum	   *visible = palloc(sizeof(Datum) * Max(nids, 1));
+		int			nvisible = 0;
+
+		for (i = 0, h = 0; i < nids; i++)
+		{
+			while (h < nhidden && hidden[h] < ids[i])
+				h++;
+			if (h < nhidden && hidden[h] == ids[i])
+				continue;
+			visible[nvisible++] = Int64GetDatum(ids[i]);
+		}
+		values[0] = PointerGetDatum(construct_array(visible, nvisible,
+													INT8OID, 8,
+													FLOAT8PASSBYVAL,
+													TYPALIGN_DOUBLE));
+	}
 	job_run_plan(job_plan(which, nspid), values, nulls, false,
 				 SPI_OK_UPDATE_RETURNING, "changing the jobs");
 	ndone = SPI_processed;
@@ -483,10 +528,14 @@ transition_many(FunctionCallInfo fcinfo, JobPlan which, Datum *values,
 												  SPI_tuptable->tupdesc, 1,
 												  &isnull));
 		qsort(done, ndone, sizeof(int64), compare_int64);
-		for (i = 0, j = 0; i < nids; i++)
+		for (i = 0, j = 0, h = 0; i < nids; i++)
 		{
+			while (h < nhidden && hidden[h] < ids[i])
+				h++;
 			if (j < ndone && done[j] == ids[i])
 				j++;
+			else if (h < nhidden && hidden[h] == ids[i])
+				job_report_missing(MISSING_JOB, ids[i]);
 			else
 				report_wrong_status(nspid, ids[i], JOB_PROCESSING, &claim);
 		}
@@ -504,10 +553,15 @@ batchjob_complete_many(PG_FUNCTION_ARGS)
 {
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
+	JobCall		call;
+	int64		n;
 
 	job_require_arg(fcinfo, 0, "job_ids");
-	PG_RETURN_INT64(transition_many(fcinfo, PLAN_COMPLETE_MANY, values, nulls,
-									1, "complete"));
+	job_call_begin(fcinfo, &call);
+	n = transition_many(fcinfo, &call, PLAN_COMPLETE_MANY, values, nulls, 1,
+						"complete");
+	job_call_end(&call);
+	PG_RETURN_INT64(n);
 }
 
 /*
@@ -519,6 +573,8 @@ batchjob_fail_many(PG_FUNCTION_ARGS)
 {
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
+	JobCall		call;
+	int64		n;
 
 	job_require_arg(fcinfo, 0, "job_ids");
 	job_require_arg(fcinfo, 2, "retry");
@@ -526,8 +582,11 @@ batchjob_fail_many(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(1))
 		nulls[1] = 'n';
 	values[2] = PG_GETARG_DATUM(2);
-	PG_RETURN_INT64(transition_many(fcinfo, PLAN_FAIL_MANY, values, nulls,
-									3, "fail"));
+	job_call_begin(fcinfo, &call);
+	n = transition_many(fcinfo, &call, PLAN_FAIL_MANY, values, nulls, 3,
+						"fail");
+	job_call_end(&call);
+	PG_RETURN_INT64(n);
 }
 
 /*
@@ -563,19 +622,23 @@ batchjob_retry(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	Datum		result;
 	JobStatus	status;
+	JobCall		call;
 
 	job_require_arg(fcinfo, 0, "job_id");
 	nspid = job_function_namespace(fcinfo);
 	job_id = PG_GETARG_INT64(0);
 	values[0] = PG_GETARG_DATUM(0);
 
+	job_call_begin(fcinfo, &call);
 	job_spi_connect();
-	check_job_tenant(nspid, job_id);
+	check_job_tenant(&call, job_id, MISSING_JOB);
 	if (!read_job(nspid, job_id, &status))
 	{
 		job_spi_finish();
-		PG_RETURN_DATUM(transition_one(fcinfo, PLAN_RETRY, values, NULL,
-									   JOB_FAILED, NULL, NULL));
+		result = transition_one(fcinfo, &call, PLAN_RETRY, values, NULL,
+								JOB_FAILED, NULL, NULL);
+		job_call_end(&call);
+		PG_RETURN_DATUM(result);
 	}
 
 	job_run_plan(job_plan(PLAN_RETRY_DESCENDANTS, nspid), values, NULL, false,
@@ -590,6 +653,7 @@ batchjob_retry(PG_FUNCTION_ARGS)
 	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
 							  SPI_tuptable->tupdesc, caller);
 	job_spi_finish();
+	job_call_end(&call);
 	PG_RETURN_DATUM(result);
 }
 
@@ -608,14 +672,16 @@ batchjob_cancel(PG_FUNCTION_ARGS)
 	uint64		n;
 	JobStatus	status;
 	bool		has_children;
+	JobCall		call;
 
 	job_require_arg(fcinfo, 0, "job_id");
 	nspid = job_function_namespace(fcinfo);
 	job_id = PG_GETARG_INT64(0);
 	values[0] = PG_GETARG_DATUM(0);
 
+	job_call_begin(fcinfo, &call);
 	job_spi_connect();
-	check_job_tenant(nspid, job_id);
+	check_job_tenant(&call, job_id, MISSING_JOB);
 	has_children = false;
 	if (read_job(nspid, job_id, &status))
 	{
@@ -633,5 +699,6 @@ batchjob_cancel(PG_FUNCTION_ARGS)
 		n = SPI_processed;
 	}
 	job_spi_finish();
+	job_call_end(&call);
 	PG_RETURN_INT64((int64) n);
 }

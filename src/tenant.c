@@ -12,17 +12,41 @@
  *
  * Plain SELECTs (and the progress view) are filtered by a row-level
  * security policy that calls batchjob_tenant_visible() when isolation is on
- * (the policy tests the setting first, so it costs nothing when off).  The functions that
- * change jobs run as the extension's owner, to whom row-level security does
- * not apply, so they check the tenant of every job they are given here,
- * against the role that called them (the outer user: SECURITY DEFINER does
- * not change it).
+ * (the policy tests the setting first, so it costs nothing when off).  The
+ * functions that change jobs work as the extension's owner, to whom
+ * row-level security does not apply, so they check the tenant of every job
+ * they are given here.
+ *
+ * The acting role.  What is judged is the current user at the call: the
+ * role whose code called the function.  That is not the outer (session or
+ * SET ROLE) user: a tenant's own SECURITY DEFINER function called by an
+ * admin, or a tenant's index expression evaluated by a superuser's ANALYZE,
+ * acts as the tenant.  So from 1.2 on these functions are SECURITY INVOKER
+ * (EXECUTE is still the gate: batchjob_grant gives it); each call notes the
+ * current user, then switches itself to the extension's owner for its
+ * work, as fmgr_security_definer does for a SECURITY DEFINER function
+ * (job_call_begin, job_call_end).  With a 1.1 schema they are still
+ * SECURITY DEFINER, so the current user is the owner already and the
+ * outer user is judged as before.
+ *
+ * Existence.  With isolation on, a job the acting role may not act on is
+ * answered exactly as a job that does not exist (same SQLSTATE, message,
+ * and result), so that no call tells a tenant which job ids another tenant
+ * has.  Creating jobs in another tenant's name stays 42501: that says
+ * nothing about any job.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -30,9 +54,11 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 
 #include "batchjob.h"
 
@@ -145,76 +171,200 @@ scope_contains(Datum scope, text *tenant)
 	return false;
 }
 
-static void
-report_foreign_job(int64 job_id)
+/*
+ * The owner of the batchjob extension, whose schema is nspid: the role the
+ * functions work as.  Read from pg_extension at each call, so that it is
+ * right after DROP and CREATE EXTENSION (or REASSIGN OWNED) with nothing to
+ * invalidate.
+ */
+static Oid
+extension_owner(Oid nspid)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("permission denied for job " INT64_FORMAT, job_id),
-			 errdetail("The job belongs to a tenant this role does not act for, and batchjob.tenant_isolation is on.")));
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			owner = InvalidOid;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("batchjob"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup) &&
+		((Form_pg_extension) GETSTRUCT(tup))->extnamespace == nspid)
+		owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("batchjob functions work only in the schema of the batchjob extension")));
+	return owner;
 }
 
 /*
- * 42501 unless the calling role may act on job_id.  A job that does not
- * exist passes; the caller reports that.  Must be connected to SPI.
+ * Whether the calling SQL function is SECURITY DEFINER (a 1.1 schema); sets
+ * *nspid to its schema.
+ */
+static bool
+function_is_definer(FunctionCallInfo fcinfo, Oid *nspid)
+{
+	HeapTuple	tup;
+	Form_pg_proc proc;
+	bool		definer;
+
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for function %u",
+			 fcinfo->flinfo->fn_oid);
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+	definer = proc->prosecdef;
+	*nspid = proc->pronamespace;
+	ReleaseSysCache(tup);
+	return definer;
+}
+
+/* Works as the extension's owner until job_call_end (or an error). */
+static void
+switch_to_owner(JobCall *call)
+{
+	GetUserIdAndSecContext(&call->save_userid, &call->save_sec_context);
+	SetUserIdAndSecContext(extension_owner(call->nspid),
+						   call->save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE);
+	call->switched = true;
+}
+
+/*
+ * Starts a call of a function that workers and submitters use: notes the
+ * acting role and switches to the extension's owner (see the file header).
+ *
+ * Like fmgr_security_definer, it does not restore the user on error: the
+ * abort of the transaction or subtransaction the error ends does (each
+ * saves the user and security context it started with), and nothing runs
+ * in between.  The caller's security context is kept and only marked
+ * SECURITY_LOCAL_USERID_CHANGE, so a call from a security-restricted
+ * operation stays restricted.  The functions pin search_path with a SET
+ * clause; fmgr applies and undoes that, so no GUC is set here.
  */
 void
-check_job_tenant(Oid nspid, int64 job_id)
+job_call_begin(FunctionCallInfo fcinfo, JobCall *call)
 {
-	bool		unrestricted;
-	Datum		scope;
-	Datum		values[2];
+	bool		definer = function_is_definer(fcinfo, &call->nspid);
+
+	call->switched = false;
+	if (definer)
+	{
+		/* 1.1: already the owner; the outer user is the best guess left */
+		call->role = GetOuterUserId();
+		return;
+	}
+	call->role = GetUserId();
+
+	/*
+	 * A 1.0 schema's functions were never SECURITY DEFINER: they keep
+	 * running as the caller, whose own table privileges decide.
+	 */
+	if (job_schema_is_v11(call->nspid))
+		switch_to_owner(call);
+}
+
+/*
+ * The same for the admin-only functions, which run as their caller
+ * (SECURITY INVOKER, no switch): the acting role is the current user.
+ */
+void
+job_call_invoker(FunctionCallInfo fcinfo, JobCall *call)
+{
+	call->nspid = job_function_namespace(fcinfo);
+	call->role = GetUserId();
+	call->switched = false;
+}
+
+/* Ends a call started by job_call_begin: back to the user it started as. */
+void
+job_call_end(const JobCall *call)
+{
+	if (call->switched)
+		SetUserIdAndSecContext(call->save_userid, call->save_sec_context);
+}
+
+/*
+ * Whether job_id is hidden from the acting role: isolation is on and the
+ * job belongs to a tenant the role does not act for.  A job that does not
+ * exist is not hidden (the caller reports it as missing).  Must be
+ * connected to SPI.
+ */
+bool
+job_hidden(const JobCall *call, int64 job_id)
+{
 	Datum		id = Int64GetDatum(job_id);
+	int64	   *hidden;
 
 	if (!tenant_isolation)
-		return;
-	scope = tenant_scope_datum(nspid, GetOuterUserId(), &unrestricted);
-	if (unrestricted)
-		return;
-	values[0] = PointerGetDatum(construct_array(&id, 1, INT8OID, 8,
-												FLOAT8PASSBYVAL,
-												TYPALIGN_DOUBLE));
-	values[1] = scope;
-	job_run_plan(job_plan(PLAN_FOREIGN_JOB, nspid), values, NULL, true,
-				 SPI_OK_SELECT, "checking the job's tenant");
-	if (SPI_processed > 0)
-		report_foreign_job(job_id);
+		return false;
+	return jobs_hidden(call,
+					   PointerGetDatum(construct_array(&id, 1, INT8OID, 8,
+													   FLOAT8PASSBYVAL,
+													   TYPALIGN_DOUBLE)),
+					   &hidden) > 0;
 }
 
-/* The same for an array of job ids. */
-void
-check_jobs_tenant(Oid nspid, Datum job_ids)
+/*
+ * The jobs of the bigint[] job_ids that are hidden from the acting role, in
+ * ascending order, as *hidden; returns how many.  Must be connected to SPI.
+ */
+int
+jobs_hidden(const JobCall *call, Datum job_ids, int64 **hidden)
 {
 	bool		unrestricted;
-	Datum		scope;
 	Datum		values[2];
-	bool		isnull;
+	uint64		i;
 
+	*hidden = NULL;
 	if (!tenant_isolation)
-		return;
-	scope = tenant_scope_datum(nspid, GetOuterUserId(), &unrestricted);
+		return 0;
+	values[1] = tenant_scope_datum(call->nspid, call->role, &unrestricted);
 	if (unrestricted)
-		return;
+		return 0;
 	values[0] = job_ids;
-	values[1] = scope;
-	job_run_plan(job_plan(PLAN_FOREIGN_JOB, nspid), values, NULL, true,
+	job_run_plan(job_plan(PLAN_FOREIGN_JOB, call->nspid), values, NULL, true,
 				 SPI_OK_SELECT, "checking the jobs' tenants");
-	if (SPI_processed > 0)
-		report_foreign_job(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-													   SPI_tuptable->tupdesc,
-													   1, &isnull)));
+	*hidden = palloc(sizeof(int64) * Max(SPI_processed, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		(*hidden)[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+												   SPI_tuptable->tupdesc,
+												   1, &isnull));
+	}
+	return (int) SPI_processed;
 }
 
-/* 42501 unless the calling role may create jobs as created_by. */
+/*
+ * Reports job_id as missing, as `missing` says the caller reports a job
+ * that does not exist, when it is hidden from the acting role.  Must be
+ * connected to SPI.
+ */
 void
-check_created_by(Oid nspid, text *created_by)
+check_job_tenant(const JobCall *call, int64 job_id, JobMissing missing)
+{
+	if (job_hidden(call, job_id))
+		job_report_missing(missing, job_id);
+}
+
+/* 42501 unless the acting role may create jobs as created_by. */
+void
+check_created_by(const JobCall *call, text *created_by)
 {
 	bool		unrestricted;
 	Datum		scope;
 
 	if (!tenant_isolation)
 		return;
-	scope = tenant_scope_datum(nspid, GetOuterUserId(), &unrestricted);
+	scope = tenant_scope_datum(call->nspid, call->role, &unrestricted);
 	if (!unrestricted && !scope_contains(scope, created_by))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -234,21 +384,25 @@ static Datum cached_scope;
 static MemoryContext cache_cxt = NULL;
 
 /*
- * batchjob_tenant_visible(created_by): whether the current role may see a
- * job of that tenant; the row-level security policy on batch_jobs.
+ * batchjob_tenant_visible(created_by): whether the acting role may see a
+ * job of that tenant; the row-level security policy on batch_jobs.  Called
+ * for every row, so only a change of role or transaction reads the
+ * workers table, as the extension's owner.
  */
 Datum
 batchjob_tenant_visible(PG_FUNCTION_ARGS)
 {
-	/* it runs as the owner (to read batch_job_workers): ask for the caller */
-	Oid			role = GetOuterUserId();
+	JobCall		call;
+	bool		definer;
 
 	if (!tenant_isolation)
 		PG_RETURN_BOOL(true);
 
-	if (cached_lxid != BJ_LOCAL_XID() || cached_role != role)
+	definer = function_is_definer(fcinfo, &call.nspid);
+	call.role = definer ? GetOuterUserId() : GetUserId();
+	call.switched = false;
+	if (cached_lxid != BJ_LOCAL_XID() || cached_role != call.role)
 	{
-		Oid			nspid = job_function_namespace(fcinfo);
 		MemoryContext old;
 		bool		unrestricted;
 		Datum		scope;
@@ -260,16 +414,19 @@ batchjob_tenant_visible(PG_FUNCTION_ARGS)
 		MemoryContextReset(cache_cxt);
 		cached_lxid = InvalidLocalTransactionId;
 
+		if (!definer)
+			switch_to_owner(&call);
 		job_spi_connect();
-		scope = tenant_scope_datum(nspid, role, &unrestricted);
+		scope = tenant_scope_datum(call.nspid, call.role, &unrestricted);
 		old = MemoryContextSwitchTo(cache_cxt);
 		cached_scope = unrestricted ? (Datum) 0 :
 			PointerGetDatum(DatumGetArrayTypePCopy(scope));
 		MemoryContextSwitchTo(old);
 		job_spi_finish();
+		job_call_end(&call);
 
 		cached_unrestricted = unrestricted;
-		cached_role = role;
+		cached_role = call.role;
 		cached_lxid = BJ_LOCAL_XID();
 	}
 	if (cached_unrestricted)

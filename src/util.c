@@ -331,10 +331,10 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 		1, {OIDOID}
 	},
 	[PLAN_FOREIGN_JOB] = {
-		/* the first of the jobs $1 whose tenant is not among $2 */
+		/* the jobs $1 whose tenant is not among $2, in order */
 		"SELECT job_id FROM %1$s WHERE job_id = ANY ($1)"
 		" AND (created_by IS NULL OR NOT created_by = ANY ($2))"
-		" ORDER BY job_id LIMIT 1",
+		" ORDER BY job_id",
 		2, {INT8ARRAYOID, TEXTARRAYOID}
 	},
 	[PLAN_JOB_ROW] = {
@@ -479,6 +479,25 @@ job_run_plan(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only,
 }
 
 /*
+ * Reports that job_id does not exist, as a function reports it for the
+ * argument it was given: P0002 for a job to act on, 23503 for a
+ * parent_job_id.  With tenant isolation on, a job of another tenant is
+ * reported with exactly this error too (src/tenant.c), so the two must not
+ * differ in anything, detail and hint included.
+ */
+void
+job_report_missing(JobMissing missing, int64 job_id)
+{
+	if (missing == MISSING_PARENT)
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("parent job " INT64_FORMAT " does not exist", job_id)));
+	ereport(ERROR,
+			(errcode(ERRCODE_NO_DATA_FOUND),
+			 errmsg("job " INT64_FORMAT " does not exist", job_id)));
+}
+
+/*
  * Reads the job a parent_job_id argument names and checks that it is a
  * parent: 23503 when there is no such job, 22023 when it is not a parent.
  * With lock, the caller takes the right to fold into the parent and then
@@ -498,9 +517,7 @@ job_fetch_parent(Oid nspid, int64 parent_id, bool lock, bool read_only)
 	job_run_plan(job_plan(lock ? PLAN_LOCK_PARENT : PLAN_PARENT_INFO, nspid),
 			 values, NULL, read_only, SPI_OK_SELECT, "reading the parent");
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-				 errmsg("parent job " INT64_FORMAT " does not exist", parent_id)));
+		job_report_missing(MISSING_PARENT, parent_id);
 	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 									SPI_tuptable->tupdesc, 1, &isnull)))
 		ereport(ERROR,

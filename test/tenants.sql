@@ -41,19 +41,22 @@ SET ROLE bjt_bob;
 SELECT is((SELECT count(*) FROM batch_jobs), 3::bigint, 'bob sees his 3 jobs only');
 SELECT is((SELECT array_agg(job_id ORDER BY job_id) FROM batch_job_progress),
     ARRAY[(SELECT id FROM ids WHERE name = 'B')], 'the progress view shows bob his parent only');
+-- another tenant's job is, to bob, a job that does not exist
+-- (test/tenant_existence.sql compares the two errors in full)
 SELECT throws_ok(format('SELECT batchjob_cancel(%s)', (SELECT id FROM ids WHERE name = 'A')),
-    '42501', format('permission denied for job %s', (SELECT id FROM ids WHERE name = 'A')),
-    'bob cannot cancel alice''s parent');
+    'P0002', format('job %s does not exist', (SELECT id FROM ids WHERE name = 'A')),
+    'bob cannot cancel alice''s parent: it does not exist for him');
 SELECT throws_ok(format('SELECT batchjob_create_child(%s, 9, 900, 5)', (SELECT id FROM ids WHERE name = 'A')),
-    '42501', NULL, 'bob cannot add a child to alice''s parent');
+    '23503', format('parent job %s does not exist', (SELECT id FROM ids WHERE name = 'A')),
+    'bob cannot add a child to alice''s parent');
 SELECT throws_ok(format('SELECT count(*) FROM batchjob_split(%s, 10, 5)', (SELECT id FROM ids WHERE name = 'A')),
-    '42501', NULL, 'bob cannot split alice''s parent');
+    '23503', NULL, 'bob cannot split alice''s parent');
 SELECT throws_ok(format('SELECT * FROM batchjob_children(%s)', (SELECT id FROM ids WHERE name = 'A')),
-    '42501', NULL, 'bob cannot list alice''s children');
+    '23503', NULL, 'bob cannot list alice''s children');
 SELECT throws_ok(format('SELECT * FROM batchjob_child_counts(%s)', (SELECT id FROM ids WHERE name = 'A')),
-    '42501', NULL, 'bob cannot count alice''s children');
+    '23503', NULL, 'bob cannot count alice''s children');
 SELECT throws_ok(format('SELECT batchjob_retry(%s)', (SELECT id FROM ids WHERE name = 'A1')),
-    '42501', NULL, 'bob cannot retry alice''s job');
+    'P0002', NULL, 'bob cannot retry alice''s job');
 SELECT throws_ok($$SELECT batchjob_create_parent('{}', 'bjt_alice')$$,
     '42501', 'permission denied to create jobs for tenant "bjt_alice"',
     'bob cannot create a parent in alice''s name');
@@ -77,13 +80,14 @@ SELECT is((SELECT array_agg(created_by) FROM batchjob_claim('wb', 10)), ARRAY['b
 SELECT is((SELECT count(*) FROM batchjob_claim('wb', 10)), 0::bigint,
     'and nothing more, though alice has 3 waiting');
 SELECT is(batchjob_next_pending(), NULL, 'batchjob_next_pending shows it nothing of alice''s');
-SELECT throws_ok(format('SELECT batchjob_heartbeat(%s, %L)', (SELECT id FROM ids WHERE name = 'A1'), 'wb'),
-    '42501', NULL, 'it cannot heartbeat alice''s job');
-SELECT throws_ok(format('SELECT batchjob_complete(%s)', (SELECT id FROM ids WHERE name = 'A1')),
-    '42501', NULL, 'nor complete it');
-SELECT throws_ok(format('SELECT batchjob_complete(ARRAY[%s, %s])',
-                        (SELECT id FROM ids WHERE name = 'B1'), (SELECT id FROM ids WHERE name = 'A1')),
-    '42501', NULL, 'nor slip it into a batch completion with one of bob''s');
+SELECT is(batchjob_heartbeat((SELECT id FROM ids WHERE name = 'A1'), 'wb'), false,
+    'it cannot heartbeat alice''s job (false, as for a job that does not exist)');
+SELECT throws_ok(format('SELECT batchjob_complete(%s, %L)', (SELECT id FROM ids WHERE name = 'A1'), 'wb'),
+    'P0002', NULL, 'nor complete it');
+SELECT throws_ok(format('SELECT batchjob_complete(ARRAY[%s, %s], %L)',
+                        (SELECT id FROM ids WHERE name = 'B1'), (SELECT id FROM ids WHERE name = 'A1'), 'wb'),
+    'P0002', format('job %s does not exist', (SELECT id FROM ids WHERE name = 'A1')),
+    'nor slip it into a batch completion with one of bob''s');
 SELECT is((batchjob_complete((SELECT id FROM ids WHERE name = 'B1'), 'wb')).status, 'COMPLETED',
     'it completes bob''s job');
 RESET ROLE;
