@@ -1496,6 +1496,9 @@ $$;
 DO $$
 DECLARE
     ext oid;
+    -- this transaction's xid, as pg_depend.xmin shows it (txid_current()
+    -- with the epoch taken off)
+    me text := (pg_catalog.txid_current() OPERATOR(pg_catalog.%) 4294967296)::pg_catalog.text;
     obj record;
     r record;
 BEGIN
@@ -1509,7 +1512,7 @@ BEGIN
              WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
                AND d.refobjid OPERATOR(pg_catalog.=) ext
                AND d.deptype OPERATOR(pg_catalog.=) 'e'
-               AND d.xmin OPERATOR(pg_catalog.=) pg_catalog.xid(pg_catalog.pg_current_xact_id())
+               AND d.xmin::pg_catalog.text OPERATOR(pg_catalog.=) me
             UNION
             -- a table's identity sequence belongs to the table, not the extension
             SELECT d.classid, d.objid
@@ -1553,7 +1556,7 @@ BEGIN
              WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
                AND d.refobjid OPERATOR(pg_catalog.=) ext
                AND d.deptype OPERATOR(pg_catalog.=) 'e'
-               AND d.xmin OPERATOR(pg_catalog.<>) pg_catalog.xid(pg_catalog.pg_current_xact_id())),
+               AND d.xmin::pg_catalog.text OPERATOR(pg_catalog.<>) me),
         holders AS (
             SELECT a.grantee, 'admin' AS level
               FROM old o JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) o.objid
