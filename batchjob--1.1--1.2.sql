@@ -654,7 +654,7 @@ BEGIN
     LOOP
         IF r.level OPERATOR(pg_catalog.=) 'worker' THEN
             PERFORM @extschema@.batchjob_grant(r.role, 'worker',
-                (SELECT pg_catalog.array_remove(w.tenants, NULL::text)
+                (SELECT pg_catalog.array_remove(w.tenants, NULL::pg_catalog.text)
                    FROM @extschema@.batch_job_workers w
                   WHERE w.worker OPERATOR(pg_catalog.=) r.role));
         ELSIF r.level OPERATOR(pg_catalog.=) 'submitter' THEN
