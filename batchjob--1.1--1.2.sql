@@ -343,3 +343,356 @@ ALTER FUNCTION @extschema@.batchjob_fail(bigint[], text, boolean, text) SECURITY
 ALTER FUNCTION @extschema@.batchjob_retry(bigint) SECURITY INVOKER;
 ALTER FUNCTION @extschema@.batchjob_cancel(bigint) SECURITY INVOKER;
 ALTER FUNCTION @extschema@.batchjob_tenant_visible(text) SECURITY INVOKER;
+
+/*
+ * Tenant isolation without leaks: bounds and grants.
+ *
+ * The row guard was the one function without a pinned search_path.  It
+ * runs no SQL, so this changes nothing it does; it is pinned like every
+ * other function, so that no later change to it can pick up a session's
+ * search_path.
+ */
+ALTER FUNCTION @extschema@.batchjob_guard() SET search_path = pg_catalog, pg_temp;
+
+/*
+ * Priority orders the queue that shared workers serve, so a submitter may
+ * give its jobs at most the ceiling an admin gave it (src/limits.c); 0, the
+ * default priority, when none was given.  Admins and superusers are not
+ * limited.  Not in batch_job_workers: a row there with no tenant list means
+ * "serves every tenant".
+ */
+CREATE TABLE @extschema@.batch_job_submitters (
+    submitter    regrole PRIMARY KEY,
+    max_priority integer NOT NULL,
+    CONSTRAINT batch_job_submitters_max_priority_check
+        CHECK (max_priority OPERATOR(pg_catalog.>=) 0)
+);
+
+COMMENT ON TABLE @extschema@.batch_job_submitters IS
+    'the highest priority each submitter may give its jobs; kept by batchjob_grant';
+COMMENT ON COLUMN @extschema@.batch_job_submitters.submitter IS
+    'a role given submitter access with batchjob_grant';
+COMMENT ON COLUMN @extschema@.batch_job_submitters.max_priority IS
+    'the highest priority it may set in batchjob_create_parent and batchjob_create_child';
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.batch_job_submitters', '');
+REVOKE ALL ON TABLE @extschema@.batch_job_submitters FROM PUBLIC;
+
+/*
+ * batchjob_grant(role, level, tenants, max_priority): as in 1.1, plus a
+ * submitter's priority ceiling (kept when not given, 0 for a new
+ * submitter), and a tenant list may not hold NULL.  A new argument with a
+ * default makes every call to the old form ambiguous, so the old form is
+ * dropped; its EXECUTE grants are not copied, since only admins should
+ * hold them, and the end of this script gives them back to every admin.
+ */
+DROP FUNCTION @extschema@.batchjob_grant(regrole, text, text[]);
+
+CREATE FUNCTION @extschema@.batchjob_grant(role regrole, level text,
+                                           tenants text[] DEFAULT NULL,
+                                           max_priority integer DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nsp text;
+    fn regprocedure;
+    wanted text[];
+BEGIN
+    IF role IS NULL OR level IS NULL THEN
+        RAISE EXCEPTION 'role and level must not be null' USING ERRCODE = '22004';
+    END IF;
+    wanted := CASE level
+        WHEN 'worker' THEN ARRAY['batchjob_children', 'batchjob_child_counts',
+            'batchjob_next_pending', 'batchjob_claim', 'batchjob_heartbeat',
+            'batchjob_progress', 'batchjob_complete', 'batchjob_fail']
+        WHEN 'submitter' THEN ARRAY['batchjob_children', 'batchjob_child_counts',
+            'batchjob_next_pending', 'batchjob_create_parent',
+            'batchjob_create_child', 'batchjob_split', 'batchjob_cancel',
+            'batchjob_retry']
+        WHEN 'admin' THEN NULL
+        ELSE ARRAY[]::text[] END;
+    IF wanted IS NOT NULL AND pg_catalog.cardinality(wanted) OPERATOR(pg_catalog.=) 0 THEN
+        RAISE EXCEPTION 'unknown access level "%"', level
+            USING ERRCODE = '22023', HINT = 'Use worker, submitter or admin.';
+    END IF;
+    IF tenants IS NOT NULL AND level OPERATOR(pg_catalog.<>) 'worker' THEN
+        RAISE EXCEPTION 'only a worker serves a list of tenants'
+            USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.array_position(tenants, NULL::text) IS NOT NULL THEN
+        RAISE EXCEPTION 'tenants must not contain NULL'
+            USING ERRCODE = '22004',
+                  DETAIL = 'A tenant is a created_by value; NULL names none.';
+    END IF;
+    IF max_priority IS NOT NULL AND level OPERATOR(pg_catalog.<>) 'submitter' THEN
+        RAISE EXCEPTION 'only a submitter has a max_priority'
+            USING ERRCODE = '22023',
+                  HINT = 'Admins set any priority; workers create no jobs.';
+    END IF;
+    IF max_priority OPERATOR(pg_catalog.<) 0 THEN
+        RAISE EXCEPTION 'max_priority must not be negative: %', max_priority
+            USING ERRCODE = '22023';
+    END IF;
+
+    SELECT n.nspname INTO nsp
+      FROM pg_catalog.pg_extension e
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+     WHERE e.extname OPERATOR(pg_catalog.=) 'batchjob';
+
+    EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO %s', nsp, role);
+    EXECUTE pg_catalog.format('GRANT SELECT ON %I.batch_jobs, %I.batch_job_progress TO %s',
+                              nsp, nsp, role);
+    FOR fn IN
+        SELECT p.oid::pg_catalog.regprocedure
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+           AND d.refobjid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
+                                                   WHERE e.extname OPERATOR(pg_catalog.=) 'batchjob')
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'
+           AND p.prorettype OPERATOR(pg_catalog.<>) 'pg_catalog.trigger'::pg_catalog.regtype
+           AND p.proname OPERATOR(pg_catalog.<>) 'batchjob_tenant_visible'
+           AND (wanted IS NULL OR p.proname OPERATOR(pg_catalog.=) ANY (wanted))
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', fn, role);
+    END LOOP;
+
+    IF level OPERATOR(pg_catalog.=) 'worker' THEN
+        EXECUTE pg_catalog.format(
+            'INSERT INTO %I.batch_job_workers AS w (worker, tenants) VALUES ($1, $2)'
+            ' ON CONFLICT (worker) DO UPDATE SET tenants = EXCLUDED.tenants', nsp)
+            USING role, tenants;
+    END IF;
+
+    IF level OPERATOR(pg_catalog.=) 'submitter' THEN
+        EXECUTE pg_catalog.format(
+            'INSERT INTO %I.batch_job_submitters AS s (submitter, max_priority)'
+            ' VALUES ($1, COALESCE($2, 0)) ON CONFLICT (submitter) DO UPDATE'
+            ' SET max_priority = COALESCE($2, s.max_priority)', nsp)
+            USING role, max_priority;
+    END IF;
+
+    /*
+     * Not ALL: TRIGGER (or REFERENCES) on these tables would let an admin
+     * attach code that the SECURITY DEFINER functions then run as the
+     * extension's owner.
+     */
+    IF level OPERATOR(pg_catalog.=) 'admin' THEN
+        EXECUTE pg_catalog.format(
+            'GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON TABLE %I.batch_jobs,'
+            ' %I.batch_job_deltas, %I.batch_job_workers, %I.batch_job_submitters TO %s',
+            nsp, nsp, nsp, nsp, role);
+        EXECUTE pg_catalog.format('GRANT SELECT ON %I.batch_job_progress TO %s', nsp, role);
+        EXECUTE pg_catalog.format('GRANT ALL ON SEQUENCE %I.batch_jobs_job_id_seq TO %s',
+                                  nsp, role);
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION @extschema@.batchjob_grant(regrole, text, text[], integer) IS
+    'gives a role worker, submitter or admin access to batchjob; a worker may be given the tenants it serves, a submitter the highest priority it may set';
+REVOKE ALL ON FUNCTION @extschema@.batchjob_grant(regrole, text, text[], integer) FROM PUBLIC;
+
+/*
+ * batchjob_revoke(role): as in 1.1, plus the priority ceiling, and USAGE on
+ * the extension's schema, which batchjob_grant gave: the role holds no
+ * batchjob level afterwards.  USAGE stays when the role holds a privilege
+ * on an object of that schema that is not batchjob's, since it needs the
+ * schema for that.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.batchjob_revoke(role regrole)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ext oid;
+    nspid oid;
+    nsp text;
+    fn regprocedure;
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT e.oid, n.oid, n.nspname INTO ext, nspid, nsp
+      FROM pg_catalog.pg_extension e
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+     WHERE e.extname OPERATOR(pg_catalog.=) 'batchjob';
+
+    FOR fn IN
+        SELECT p.oid::pg_catalog.regprocedure
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+           AND d.refobjid OPERATOR(pg_catalog.=) ext
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'
+           AND p.proname OPERATOR(pg_catalog.<>) 'batchjob_tenant_visible'
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %s', fn, role);
+    END LOOP;
+    EXECUTE pg_catalog.format(
+        'REVOKE ALL ON TABLE %I.batch_jobs, %I.batch_job_deltas, %I.batch_job_progress,'
+        ' %I.batch_job_workers, %I.batch_job_submitters FROM %s',
+        nsp, nsp, nsp, nsp, nsp, role);
+    EXECUTE pg_catalog.format('DELETE FROM %I.batch_job_workers WHERE worker OPERATOR(pg_catalog.=) $1', nsp)
+        USING role;
+    EXECUTE pg_catalog.format('DELETE FROM %I.batch_job_submitters WHERE submitter OPERATOR(pg_catalog.=) $1', nsp)
+        USING role;
+    EXECUTE pg_catalog.format('REVOKE ALL ON SEQUENCE %I.batch_jobs_job_id_seq FROM %s',
+                              nsp, role);
+
+    -- a privilege of the role's own on a relation or function of the
+    -- schema that is not batchjob's: it still needs the schema
+    IF NOT EXISTS (
+        SELECT FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+         WHERE c.relnamespace OPERATOR(pg_catalog.=) nspid
+           AND a.grantee OPERATOR(pg_catalog.=) role
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+                            WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                              AND d.objid OPERATOR(pg_catalog.=) c.oid
+                              AND d.refobjid OPERATOR(pg_catalog.=) ext
+                              AND d.deptype OPERATOR(pg_catalog.=) 'e')
+        UNION ALL
+        SELECT FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+         WHERE p.pronamespace OPERATOR(pg_catalog.=) nspid
+           AND a.grantee OPERATOR(pg_catalog.=) role
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+                            WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                              AND d.objid OPERATOR(pg_catalog.=) p.oid
+                              AND d.refobjid OPERATOR(pg_catalog.=) ext
+                              AND d.deptype OPERATOR(pg_catalog.=) 'e'))
+    THEN
+        EXECUTE pg_catalog.format('REVOKE USAGE ON SCHEMA %I FROM %s', nsp, role);
+    END IF;
+END;
+$$;
+
+/*
+ * No privilege the scripts did not intend.  The scripts revoke from PUBLIC
+ * only, so privileges the installing role set with ALTER DEFAULT
+ * PRIVILEGES (EXECUTE on its new functions for some role, say) would land
+ * on every object the scripts create, batchjob_grant included.  Every
+ * function, table, view and sequence of the extension that this script run
+ * created (the extension's own dependency on it was recorded in this
+ * transaction: all of them on CREATE EXTENSION, the new ones on an update)
+ * loses every privilege of every role but its owner (and PUBLIC's EXECUTE
+ * on batchjob_tenant_visible, which is meant).  Then, on an update, each
+ * role gets its batchjob level again, as batchjob_grant
+ * gave it, read from what existed before (an admin may UPDATE batch_jobs,
+ * a submitter may execute batchjob_create_child, a worker is listed in
+ * batch_job_workers; NULLs in its list are dropped).  Updated submitters
+ * keep the highest priority their jobs already have as their ceiling, so
+ * no working client is refused.  A grant made by hand on a function that
+ * 1.2 replaces is not carried over: give it again after the update.
+ */
+DO $$
+DECLARE
+    ext oid;
+    -- this transaction's xid, as pg_depend.xmin shows it (txid_current()
+    -- with the epoch taken off)
+    me text := (pg_catalog.txid_current() OPERATOR(pg_catalog.%) 4294967296)::pg_catalog.text;
+    obj record;
+    r record;
+BEGIN
+    SELECT e.oid INTO ext FROM pg_catalog.pg_extension e
+     WHERE e.extname OPERATOR(pg_catalog.=) 'batchjob';
+
+    FOR obj IN
+        WITH RECURSIVE new_objects AS (
+            SELECT d.classid, d.objid
+              FROM pg_catalog.pg_depend d
+             WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+               AND d.refobjid OPERATOR(pg_catalog.=) ext
+               AND d.deptype OPERATOR(pg_catalog.=) 'e'
+               AND d.xmin::pg_catalog.text OPERATOR(pg_catalog.=) me
+            UNION
+            -- a table's identity sequence belongs to the table, not the extension
+            SELECT d.classid, d.objid
+              FROM pg_catalog.pg_depend d
+              JOIN new_objects t
+                ON t.classid OPERATOR(pg_catalog.=) d.refclassid
+               AND t.objid OPERATOR(pg_catalog.=) d.refobjid
+             WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+               AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+               AND d.deptype OPERATOR(pg_catalog.=) 'i')
+        SELECT pg_catalog.format('FUNCTION %s', p.oid::pg_catalog.regprocedure) AS name,
+               a.grantee
+          FROM new_objects o
+          JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) o.objid
+         CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+         WHERE o.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+           AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+           -- every role that reads batch_jobs evaluates the policy
+           AND NOT (p.proname OPERATOR(pg_catalog.=) 'batchjob_tenant_visible'
+                    AND a.grantee OPERATOR(pg_catalog.=) 0)
+        UNION
+        SELECT pg_catalog.format('%s %s',
+                   CASE WHEN c.relkind OPERATOR(pg_catalog.=) 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
+                   c.oid::pg_catalog.regclass),
+               a.grantee
+          FROM new_objects o
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) o.objid
+         CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+         WHERE o.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %s', obj.name,
+            CASE WHEN obj.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                 ELSE obj.grantee::pg_catalog.regrole::pg_catalog.text END);
+    END LOOP;
+
+    -- each role's level, from the objects that were there before this run
+    FOR r IN
+        WITH old AS (
+            SELECT d.classid, d.objid FROM pg_catalog.pg_depend d
+             WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+               AND d.refobjid OPERATOR(pg_catalog.=) ext
+               AND d.deptype OPERATOR(pg_catalog.=) 'e'
+               AND d.xmin::pg_catalog.text OPERATOR(pg_catalog.<>) me),
+        holders AS (
+            SELECT a.grantee, 'admin' AS level
+              FROM old o JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) o.objid
+             CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+             WHERE o.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+               AND c.oid OPERATOR(pg_catalog.=) '@extschema@.batch_jobs'::pg_catalog.regclass
+               AND a.privilege_type OPERATOR(pg_catalog.=) 'UPDATE'
+               AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+            UNION
+            SELECT a.grantee, 'submitter'
+              FROM old o JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) o.objid
+             CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+             WHERE o.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+               AND p.proname OPERATOR(pg_catalog.=) 'batchjob_create_child'
+               AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+               AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+               AND a.grantee OPERATOR(pg_catalog.<>) 0
+            UNION
+            SELECT w.worker, 'worker' FROM @extschema@.batch_job_workers w)
+        SELECT h.grantee::pg_catalog.regrole AS role, h.level
+          FROM holders h
+         WHERE h.level OPERATOR(pg_catalog.=) 'admin'
+            OR NOT EXISTS (SELECT FROM holders x
+                            WHERE x.grantee OPERATOR(pg_catalog.=) h.grantee
+                              AND x.level OPERATOR(pg_catalog.=) 'admin')
+         ORDER BY 1, 2
+    LOOP
+        IF r.level OPERATOR(pg_catalog.=) 'worker' THEN
+            PERFORM @extschema@.batchjob_grant(r.role, 'worker',
+                (SELECT pg_catalog.array_remove(w.tenants, NULL::pg_catalog.text)
+                   FROM @extschema@.batch_job_workers w
+                  WHERE w.worker OPERATOR(pg_catalog.=) r.role));
+        ELSIF r.level OPERATOR(pg_catalog.=) 'submitter' THEN
+            PERFORM @extschema@.batchjob_grant(r.role, 'submitter', max_priority =>
+                (SELECT GREATEST(0, pg_catalog.max(j.priority))
+                   FROM @extschema@.batch_jobs j
+                  WHERE j.created_by OPERATOR(pg_catalog.=) pg_catalog.pg_get_userbyid(r.role)::pg_catalog.text));
+        ELSE
+            PERFORM @extschema@.batchjob_grant(r.role, 'admin');
+        END IF;
+    END LOOP;
+END
+$$;

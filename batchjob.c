@@ -72,6 +72,8 @@ batchjob_create_parent(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("total_records must not be negative: " INT64_FORMAT,
 						PG_GETARG_INT64(3))));
+	if (!PG_ARGISNULL(3))
+		check_total_records(PG_GETARG_INT64(3));
 
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);
@@ -101,6 +103,7 @@ batchjob_create_parent(PG_FUNCTION_ARGS)
 	job_spi_connect();
 	if (v11)
 		check_created_by(&call, PG_GETARG_TEXT_PP(1));
+	check_priority_ceiling(nspid, call.role, PG_GETARG_INT32(2));
 	if (v11 && !PG_ARGISNULL(5))
 	{
 		check_job_tenant(&call, PG_GETARG_INT64(5), MISSING_PARENT);
@@ -171,6 +174,8 @@ batchjob_create_child(PG_FUNCTION_ARGS)
 	 */
 	job_call_begin(fcinfo, &call);
 	job_spi_connect();
+	if (!PG_ARGISNULL(5))
+		check_priority_ceiling(nspid, call.role, PG_GETARG_INT32(5));
 	check_job_tenant(&call, parent_id, MISSING_PARENT);
 	job_fetch_parent(nspid, parent_id, true, false);
 	job_fetch_parent(nspid, parent_id, false, false);
@@ -244,16 +249,10 @@ batchjob_split(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("total_records must not be negative: " INT64_FORMAT,
 						total)));
-	/* rounds up without overflowing near INT64_MAX */
+	check_total_records(total);
+	/* rounds up; total is at most 2^48, so nothing overflows */
 	nbatches = total / batch_size + (total % batch_size != 0);
-	if (nbatches > PG_INT32_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("splitting " INT64_FORMAT " records into batches of %d needs " INT64_FORMAT " batches",
-						total, batch_size, nbatches),
-				 errdetail("batch_number is an integer, so at most %d batches fit.",
-						   PG_INT32_MAX),
-				 errhint("Use a larger batch_size.")));
+	check_split_batches(total, batch_size, nbatches);
 
 	job_call_begin(fcinfo, &call);
 	job_spi_connect();

@@ -315,8 +315,8 @@ UPDATE batch_jobs SET is_parent = false WHERE job_id = :big;
 EXECUTE figures;
 
 --
--- More batches than batch_number can count: 22003
--- (numeric_value_out_of_range)
+-- More batches than one split may create (100,000): 22023
+-- (invalid_parameter_value)
 --
 
 SELECT job_id FROM batchjob_split(:big, 3000000000, 1);

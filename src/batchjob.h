@@ -190,6 +190,16 @@ extern void check_job_tenant(const JobCall *call, int64 job_id,
 extern void check_created_by(const JobCall *call, text *created_by);
 extern bool role_is_job_admin(Oid nspid, Oid roleid);
 
+/* src/limits.c: the bounds on one call (1.2) */
+#define BJ_CLAIM_MAX_JOBS		1000
+#define BJ_SPLIT_MAX_BATCHES	100000
+#define BJ_TOTAL_RECORDS_MAX	(INT64CONST(1) << 48)
+extern void check_claim_max_jobs(int32 max_jobs);
+extern void check_total_records(int64 total_records);
+extern void check_split_batches(int64 total, int32 batch_size,
+								int64 nbatches);
+extern void check_priority_ceiling(Oid nspid, Oid roleid, int32 priority);
+
 extern uint64 cancel_descendants(Oid nspid, int64 job_id, bool skip_locked);
 extern char *parent_failure_message(const ChildCounts *counts);
 extern void job_add_checked(int64 *acc, int64 value, int64 parent_id);

@@ -281,10 +281,7 @@ batchjob_claim(PG_FUNCTION_ARGS)
 	job_require_arg(fcinfo, 0, "worker");
 	job_require_arg(fcinfo, 1, "max_jobs");
 	check_lease(fcinfo, 2);
-	if (PG_GETARG_INT32(1) < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_jobs must be at least 1: %d", PG_GETARG_INT32(1))));
+	check_claim_max_jobs(PG_GETARG_INT32(1));
 
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);

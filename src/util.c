@@ -326,8 +326,13 @@ static const PlanSpec plan_specs[PLAN_COUNT] = {
 		1, {INT8OID}
 	},
 	[PLAN_WORKER_TENANTS] = {
-		/* also prepared outside a pinned search_path: operator qualified */
-		"SELECT tenants FROM %3$s WHERE worker OPERATOR(pg_catalog.=) $1",
+		/*
+		 * also prepared outside a pinned search_path: operator qualified.
+		 * A NULL in a stored list (batchjob_grant refuses them from 1.2 on)
+		 * names no tenant and is dropped here.
+		 */
+		"SELECT pg_catalog.array_remove(tenants, NULL::pg_catalog.text)"
+		" FROM %3$s WHERE worker OPERATOR(pg_catalog.=) $1",
 		1, {OIDOID}
 	},
 	[PLAN_FOREIGN_JOB] = {

@@ -290,15 +290,15 @@ SELECT throws_ok($$SELECT * FROM batchjob_split(pg_temp.jid('big'), 10, 0)$$,
 SELECT throws_ok($$SELECT * FROM batchjob_split(pg_temp.jid('big'), 10, -5)$$,
     '22023', 'batch_size must be positive: -5', 'split: a negative batch_size (22023)');
 SELECT throws_ok($$SELECT * FROM batchjob_split(pg_temp.jid('n'), 9223372036854775807, 1)$$,
-    '22003', 'splitting 9223372036854775807 records into batches of 1 needs 9223372036854775807 batches',
-    'split: the largest bigint in batches of 1 (22003)');
-SELECT throws_ok($$SELECT * FROM batchjob_split(pg_temp.jid('n'), 9223372036854775807, 2147483647)$$,
-    '22003', 'splitting 9223372036854775807 records into batches of 2147483647 needs 4294967299 batches',
-    'split: the largest bigint in the largest batches still needs 2^32 batches (22003)');
+    '22023', 'total_records must be at most 281474976710656: 9223372036854775807',
+    'split: the largest bigint is past the total_records bound (22023)');
+SELECT throws_ok($$SELECT * FROM batchjob_split(pg_temp.jid('n'), 281474976710656, 2147483647)$$,
+    '22023', 'splitting 281474976710656 records into batches of 2147483647 needs 131073 batches, more than the 100000 one split may create',
+    'split: the largest total in the largest batches still needs more than 100000 batches (22023)');
 SELECT throws_ok($$SELECT * FROM batchjob_claim('w', 0)$$,
-    '22023', 'max_jobs must be at least 1: 0', 'claim: max_jobs 0 (22023)');
+    '22023', 'max_jobs must be between 1 and 1000: 0', 'claim: max_jobs 0 (22023)');
 SELECT throws_ok($$SELECT * FROM batchjob_claim('w', '-2147483648'::integer)$$,
-    '22023', 'max_jobs must be at least 1: -2147483648', 'claim: the smallest int as max_jobs (22023)');
+    '22023', 'max_jobs must be between 1 and 1000: -2147483648', 'claim: the smallest int as max_jobs (22023)');
 SELECT throws_ok($$SELECT * FROM batchjob_claim('w', 1, '-1 microsecond')$$,
     '22023', NULL, 'claim: a negative lease (22023)');
 SELECT throws_ok($$SELECT * FROM batchjob_claim('w', 1, '1 month -30 days')$$,
@@ -311,8 +311,8 @@ SELECT ok(pg_temp.unchanged('numbers'), 'numbers: the refused calls changed noth
 
 SELECT results_eq(
     $$SELECT total_records, priority
-        FROM batchjob_create_parent('{}', 'x', 2147483647, 9223372036854775807)$$,
-    $$VALUES (9223372036854775807::bigint, 2147483647)$$,
+        FROM batchjob_create_parent('{}', 'x', 2147483647, 281474976710656)$$,
+    $$VALUES (281474976710656::bigint, 2147483647)$$,
     'create_parent: the largest total and priority are accepted');
 SELECT is((batchjob_create_parent('{}', 'x', '-2147483648'::integer)).priority, -2147483648,
     'create_parent: the smallest priority is accepted');

@@ -277,16 +277,16 @@ SELECT throws_ok(
     '22004', 'batch_size must not be null',
     'split: NULL batch_size is refused (22004)');
 SELECT throws_ok(
-    format($$SELECT batchjob_split(%s, 9000000000000000000, 1)$$, pg_temp.jid('sx')),
-    '22003',
-    'splitting 9000000000000000000 records into batches of 1 needs 9000000000000000000 batches',
-    'split: more batches than an integer batch_number holds is refused (22003)');
+    format($$SELECT batchjob_split(%s, 100001, 1)$$, pg_temp.jid('sx')),
+    '22023',
+    'splitting 100001 records into batches of 1 needs 100001 batches, more than the 100000 one split may create',
+    'split: more batches than one split may create is refused (22023)');
 SELECT throws_ok(
-    format($$SELECT batchjob_split(%s, 9223372036854775807, 2147483647)$$,
+    format($$SELECT batchjob_split(%s, 214748364700001, 2147483647)$$,
            pg_temp.jid('sx')),
-    '22003',
-    'splitting 9223372036854775807 records into batches of 2147483647 needs 4294967299 batches',
-    'split: the batch count is rounded up without overflow near the bigint limit (22003)');
+    '22023',
+    'splitting 214748364700001 records into batches of 2147483647 needs 100001 batches, more than the 100000 one split may create',
+    'split: the batch count is rounded up (22023)');
 SELECT results_eq(
     $$SELECT total_records,
              (SELECT count(*) FROM batch_jobs c WHERE c.parent_job_id = p.job_id)

@@ -190,10 +190,10 @@ SELECT throws_ok($$SELECT * FROM batchjob_claim('w', 1, NULL)$$,
     '22004', 'lease must not be null',
     'claim: NULL lease is refused (22004)');
 SELECT throws_ok($$SELECT * FROM batchjob_claim('w', 0)$$,
-    '22023', 'max_jobs must be at least 1: 0',
+    '22023', 'max_jobs must be between 1 and 1000: 0',
     'claim: max_jobs 0 is refused (22023)');
 SELECT throws_ok($$SELECT * FROM batchjob_claim('w', -3)$$,
-    '22023', 'max_jobs must be at least 1: -3',
+    '22023', 'max_jobs must be between 1 and 1000: -3',
     'claim: a negative max_jobs is refused (22023)');
 SELECT throws_ok($$SELECT * FROM batchjob_claim('w', 1, '0 seconds')$$,
     '22023', 'lease must be a positive interval: 00:00:00',

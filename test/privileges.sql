@@ -21,7 +21,7 @@
  * claims take exactly the jobs made here.
  */
 BEGIN;
-SELECT plan(285);
+SELECT plan(289);
 
 DELETE FROM batch_jobs;
 DELETE FROM batch_job_deltas;
@@ -100,7 +100,7 @@ INSERT INTO fmatrix VALUES
     ('batchjob_retry', '{bigint}', '{submitter,admin}'),
     ('batchjob_cancel', '{bigint}', '{submitter,admin}'),
     ('batchjob_verify', '{}', '{admin}'),
-    ('batchjob_grant', '{regrole,text,text[]}', '{admin}'),
+    ('batchjob_grant', '{regrole,text,text[],integer}', '{admin}'),
     ('batchjob_revoke', '{regrole}', '{admin}'),
     ('batchjob_tenant_visible', '{text}', '{everyone}'),
     ('batchjob_guard', '{}', '{}'),
@@ -140,7 +140,8 @@ SELECT table_privs_are('public', rel, role, privs,
                     THEN ARRAY['SELECT']::name[] ELSE ARRAY[]::name[] END AS privs
           FROM roles r
          CROSS JOIN (VALUES ('batch_jobs'), ('batch_job_progress'),
-                            ('batch_job_deltas'), ('batch_job_workers')) v(rel)
+                            ('batch_job_deltas'), ('batch_job_workers'),
+                            ('batch_job_submitters')) v(rel)
          WHERE r.level <> 'admin'
          ORDER BY r.level, v.rel) m;
 
@@ -160,14 +161,16 @@ SELECT is(ARRAY(SELECT p FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE
   FROM (VALUES ('batch_jobs', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']),
                ('batch_job_progress', ARRAY['SELECT']),
                ('batch_job_deltas', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']),
-               ('batch_job_workers', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']))
+               ('batch_job_workers', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']),
+               ('batch_job_submitters', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']))
        v(rel, want);
 
 -- A trigger runs as whoever fires it, and the SECURITY DEFINER functions
 -- and the rollup write these tables as the extension's owner (normally a
 -- superuser): TRIGGER would let an admin run code of its own as the owner.
 SELECT is(ARRAY(SELECT rel FROM unnest(ARRAY['batch_jobs', 'batch_job_progress',
-                                             'batch_job_deltas', 'batch_job_workers']) rel
+                                             'batch_job_deltas', 'batch_job_workers',
+                                             'batch_job_submitters']) rel
                  WHERE has_table_privilege('bjt_priv_admin', 'public.' || rel, 'TRIGGER')),
           ARRAY[]::text[],
           'admin: no TRIGGER privilege on any batchjob relation (its trigger would run as the extension owner)');
@@ -625,7 +628,8 @@ SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
   FROM (SELECT * FROM roles ORDER BY level) r;
 SELECT is(ARRAY(SELECT rel || ' ' || p
                   FROM unnest(ARRAY['batch_jobs', 'batch_job_progress', 'batch_job_deltas',
-                                    'batch_job_workers', 'batch_jobs_job_id_seq']) rel,
+                                    'batch_job_workers', 'batch_job_submitters',
+                                    'batch_jobs_job_id_seq']) rel,
                        unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE',
                                     'REFERENCES', 'TRIGGER', 'USAGE']) p
                  WHERE CASE WHEN rel NOT LIKE '%seq' AND p <> 'USAGE'
