@@ -68,11 +68,9 @@ set -e
 cat "$out/tap.log"
 count_tap "$out/tap.log" $rc
 
-# TAP scripts that need sessions of their own: notifications (LISTEN in one
-# session, work in others), the 1.0 -> 1.1 upgrade and the hostile-schema
-# suite (the last two on databases of their own).  After pg_prove, since
-# notify.sh commits (and then deletes) jobs.
-for t in test/notify.sh test/upgrade/run.sh test/hostile/run.sh; do
+# TAP scripts that need databases of their own: the 1.0 -> 1.1 upgrade and
+# the hostile-schema suite.
+for t in test/upgrade/run.sh test/hostile/run.sh; do
 	bj_log "$t"
 	set +e
 	PGDATABASE=batchjob_tap bash "$BJ_ROOT/$t" >"$out/extra.log" 2>&1
