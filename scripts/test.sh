@@ -68,9 +68,8 @@ set -e
 cat "$out/tap.log"
 count_tap "$out/tap.log" $rc
 
-# TAP scripts that need databases of their own: the 1.0 -> 1.1 upgrade and
-# the hostile-schema suite.
-for t in test/upgrade/run.sh test/hostile/run.sh; do
+# The hostile-schema suite, on databases of its own.
+for t in test/hostile/run.sh; do
 	bj_log "$t"
 	set +e
 	PGDATABASE=batchjob_tap bash "$BJ_ROOT/$t" >"$out/extra.log" 2>&1
