@@ -79,16 +79,6 @@ for t in test/hostile/run.sh; do
 	count_tap "$out/extra.log" $rc
 done
 
-if [ -x "$BJ_ROOT/test/stress/run.sh" ]; then
-	bj_log "stress test"
-	set +e
-	"$BJ_ROOT/test/stress/run.sh" >"$out/stress.log" 2>&1
-	rc=$?
-	set -e
-	cat "$out/stress.log"
-	count_tap "$out/stress.log" $rc
-fi
-
 # TAP tests (test/t/*.pl, PostgreSQL::Test::Cluster): each starts servers
 # of its own, so they run as postgres, in a directory postgres owns.  They
 # run from a copy of test/t in that directory: the checkout may sit where
