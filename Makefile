@@ -15,6 +15,12 @@ ISOLATION = rollup_concurrent rollup_lock_order refresh_concurrent \
 	split_concurrent claim_concurrent claim_fail_fast lifecycle_finish_race \
 	lifecycle_cancel_complete lifecycle_reap_heartbeat lifecycle_no_deadlock
 ISOLATION_OPTS = --load-extension=batchjob
+# Perl TAP tests (PostgreSQL::Test::Cluster), each on servers of its own:
+# make prove_installcheck runs them alone; make installcheck, as PGXS does,
+# after the suites above.  Run them as a user that may run initdb (not
+# root); test/t/README says more.
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
 
 PG_CPPFLAGS = -I$(srcdir)/src
 # Warnings are errors: the PostgreSQL headers trip only these three -Wextra
@@ -34,3 +40,8 @@ $(OBJS): src/batchjob.h src/compat.h
 # an earlier permutation would make that depend on timing.  The hand-off
 # itself is tested by test/t/006_handoff.pl.
 installcheck: export PGOPTIONS += -c batchjob.defer_when_busy=off
+
+# PGXS says how to run the TAP tests, but has no target for them alone.
+.PHONY: prove_installcheck
+prove_installcheck:
+	$(prove_installcheck)

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# scripts/test.sh - runs every test suite of batchjob against a throwaway
-# cluster: pg_regress (sql/), the isolation tester (specs/), pgTAP (test/),
-# the notification and upgrade scripts, the multi-client stress test
-# (test/stress/) and the TAP tests (test/t/: crashes, the folder, restore,
-# upgrade).  Ends with the line
+# scripts/test.sh - runs every test of batchjob: installs what is missing,
+# builds and installs the extension, starts a throwaway cluster and runs
+#   1. make installcheck: pg_regress (sql/) and the isolation specs (specs/)
+#   2. pg_prove: the pgTAP suites (test/*.sql)
+#   3. test/hostile/run.sh: the hostile-schema suite
+#   4. make prove_installcheck: the Perl TAP tests (test/t/*.pl), as the
+#      postgres user, each on servers of its own
+# test/README says which kind of test goes where.  Ends with the line
 # "N passed, N failed" counting every test of every suite; exits non-zero
 # when any failed.
 #
@@ -19,95 +22,66 @@ passed=0
 failed=0
 out=$(mktemp -d /tmp/batchjob-test.XXXXXX)
 
-# pg_regress and pg_isolation_regress print one line per test:
-# "test name ... ok" (15) or "ok 1 - name" (16 and later).
-count_regress() {
-	local log=$1 ok bad
-	ok=$(grep -cE '\.\.\. ok|^ok [0-9]+ ' "$log" || true)
-	bad=$(grep -cE '\.\.\. FAILED|^not ok [0-9]+ ' "$log" || true)
-	passed=$((passed + ok))
-	failed=$((failed + bad))
-}
-
-# pg_prove -v prints every pgTAP assertion as "ok N" or "not ok N"; a file
-# that dies before its plan is done counts as one more failure.
-count_tap() {
+# count LOG RC: adds a suite's results to the totals.  pg_regress and
+# pg_isolation_regress print "test name ... ok" (15) or "ok 1 - name" (16
+# and later); pg_prove -v, prove -v and the TAP scripts print "ok N" or
+# "not ok N" for every assertion.  A suite that exits non-zero without a
+# failed test (it died before its plan was done) counts as one failure more.
+count() {
 	local log=$1 rc=$2 ok bad
-	ok=$(grep -cE '^[[:space:]]*ok [0-9]+' "$log" || true)
-	bad=$(grep -cE '^[[:space:]]*not ok [0-9]+' "$log" || true)
+	ok=$(grep -cE '^[[:space:]]*test [^ ]+ +\.\.\. ok|^[[:space:]]*ok [0-9]+' "$log" || true)
+	bad=$(grep -cE '^[[:space:]]*test [^ ]+ +\.\.\. FAILED|^[[:space:]]*not ok [0-9]+' "$log" || true)
 	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
 		bad=1
 	fi
 	passed=$((passed + ok))
 	failed=$((failed + bad))
+	bj_log "$ok passed, $bad failed"
 }
 
-bj_log "pg_regress and isolation suites"
-set +e
-make -C "$BJ_ROOT" PG_CONFIG="$PG_CONFIG" installcheck >"$out/regress.log" 2>&1
-rc=$?
-set -e
-cat "$out/regress.log"
-count_regress "$out/regress.log"
-if [ $rc -ne 0 ]; then
-	for f in "$BJ_ROOT"/regression.diffs "$BJ_ROOT"/output_iso/regression.diffs; do
-		[ -f "$f" ] && cat "$f"
-	done
-	if ! grep -qE '\.\.\. FAILED|^not ok ' "$out/regress.log"; then
-		failed=$((failed + 1))
-	fi
-fi
-
-bj_log "pgTAP suites"
-bj_psql -d postgres -c "CREATE DATABASE batchjob_tap"
-bj_psql -d batchjob_tap -c "CREATE EXTENSION pgtap; CREATE EXTENSION batchjob;"
-set +e
-pg_prove -v -d batchjob_tap "$BJ_ROOT"/test/*.sql >"$out/tap.log" 2>&1
-rc=$?
-set -e
-cat "$out/tap.log"
-count_tap "$out/tap.log" $rc
-
-# TAP scripts that need sessions of their own: notifications (LISTEN in one
-# session, work in others), the 1.0 -> 1.1 upgrade and the hostile-schema
-# suite (the last two on databases of their own).  After pg_prove, since
-# notify.sh commits (and then deletes) jobs.
-for t in test/notify.sh test/upgrade/run.sh test/hostile/run.sh; do
-	bj_log "$t"
+# run NAME COMMAND...: runs a suite, shows and keeps its output, counts it.
+run() {
+	local name=$1 rc
+	shift
+	bj_log "$name"
 	set +e
-	PGDATABASE=batchjob_tap bash "$BJ_ROOT/$t" >"$out/extra.log" 2>&1
+	"$@" >"$out/$name.log" 2>&1
 	rc=$?
 	set -e
-	cat "$out/extra.log"
-	count_tap "$out/extra.log" $rc
+	cat "$out/$name.log"
+	count "$out/$name.log" $rc
+	return 0
+}
+
+# The TAP tests are left out here (TAP_TESTS=): they run below, as postgres.
+run regress make -C "$BJ_ROOT" PG_CONFIG="$PG_CONFIG" TAP_TESTS= installcheck
+for f in "$BJ_ROOT"/regression.diffs "$BJ_ROOT"/output_iso/regression.diffs; do
+	if [ -f "$f" ]; then cat "$f"; fi
 done
 
-if [ -x "$BJ_ROOT/test/stress/run.sh" ]; then
-	bj_log "stress test"
-	set +e
-	"$BJ_ROOT/test/stress/run.sh" >"$out/stress.log" 2>&1
-	rc=$?
-	set -e
-	cat "$out/stress.log"
-	count_tap "$out/stress.log" $rc
-fi
+bj_psql -d postgres -c "CREATE DATABASE batchjob_tap"
+bj_psql -d batchjob_tap -c "CREATE EXTENSION pgtap; CREATE EXTENSION batchjob;"
+run pgtap pg_prove -v -d batchjob_tap "$BJ_ROOT"/test/*.sql
 
-# TAP tests (test/t/*.pl, PostgreSQL::Test::Cluster): each starts servers
-# of its own, so they run as postgres, in a directory postgres owns.  They
-# run from a copy of test/t in that directory: the checkout may sit where
-# postgres cannot read (a clone under a 0700 mktemp directory, say).
-bj_log "TAP tests (test/t)"
+run hostile env PGDATABASE=batchjob_tap bash "$BJ_ROOT/test/hostile/run.sh"
+
+# The Perl TAP tests start servers of their own, which initdb will not do
+# as root: they run as postgres, from a copy of the tree in a directory
+# postgres owns (the checkout may sit where postgres cannot read, a clone
+# in a 0700 mktemp directory, say).  Each test's log and its servers' logs
+# are kept in tmp_check/log there when a test fails.
 tapdir=$(mktemp -d /tmp/batchjob-tap.XXXXXX)
-cp -R "$BJ_ROOT/test/t" "$tapdir/t"
+mkdir "$tapdir/batchjob"
+tar -C "$BJ_ROOT" --exclude=./.git --exclude=./tmp_check -cf - . |
+	tar -C "$tapdir/batchjob" -xf -
 chown -R postgres: "$tapdir"
-set +e
-(cd "$tapdir" && runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" \
-	prove -v t/*.pl) >"$out/crash.log" 2>&1
-rc=$?
-set -e
-cat "$out/crash.log"
-count_tap "$out/crash.log" $rc
-if [ $rc -eq 0 ]; then rm -rf "$tapdir"; else bj_log "crash test logs kept in $tapdir/tmp_check/log"; fi
+run perl-tap runuser -u postgres -- make -C "$tapdir/batchjob" \
+	PG_CONFIG="$PG_CONFIG" PROVE_FLAGS=-v prove_installcheck
+if grep -qE '^[[:space:]]*not ok [0-9]+|^Result: FAIL' "$out/perl-tap.log"; then
+	bj_log "TAP test logs kept in $tapdir/batchjob/tmp_check/log"
+else
+	rm -rf "$tapdir"
+fi
 
 rm -rf "$out"
 echo "$passed passed, $failed failed"

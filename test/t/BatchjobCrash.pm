@@ -29,6 +29,9 @@ BEGIN
 	$ENV{PATH} = "$bindir:$ENV{PATH}";
 	$ENV{PG_REGRESS} ||= "$pgxsdir/src/test/regress/pg_regress";
 	$ENV{PG_TEST_TIMEOUT_DEFAULT} ||= 60;
+	# Each test sets up its servers itself: session settings meant for the
+	# suites make installcheck runs first (Makefile) must not reach them.
+	delete $ENV{PGOPTIONS};
 	unshift @INC, "$pgxsdir/src/test/perl";
 }
 

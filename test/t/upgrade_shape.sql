@@ -1,8 +1,8 @@
 -- test/t/upgrade_shape.sql - what an installed batchjob is made of: its
 -- objects, columns, constraints, indexes, triggers, functions, privileges
 -- and comments, one line each, sorted; compared between an upgraded and a
--- fresh install by test/upgrade/run.sh and test/t/011_upgrade_1_2.pl (here,
--- so that the copy of test/t the TAP tests run from has it).
+-- fresh install by test/t/011_upgrade_1_2.pl and
+-- test/t/013_upgrade_1_0_1_1.pl.
 SELECT 'object ' || pg_describe_object(classid, objid, 0)
   FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
    AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'batchjob')

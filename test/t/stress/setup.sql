@@ -1,4 +1,4 @@
--- test/stress/setup.sql - the stress test's jobs, audit tables and worker
+-- test/t/stress/setup.sql - the stress test's jobs, audit tables and worker
 -- helper, loaded into a fresh database that has the extension.
 --
 -- Parents (policy; children):

@@ -1,5 +1,5 @@
--- test/stress/worker.sql - one pgbench transaction of a stress worker;
--- run.sh replaces @WORKER@ with the worker name's prefix.
+-- test/t/stress/worker.sql - one pgbench transaction of a stress worker;
+-- 014_stress.pl replaces @WORKER@ with the worker name's prefix.
 --
 -- Claim one job and record the claim in the same statement, so that no
 -- claim goes unrecorded; \gset needs exactly one row, hence max().  Then,

@@ -1,7 +1,7 @@
--- test/stress/checks.sql - what the stress test asserts once every job is
+-- test/t/stress/checks.sql - what the stress test asserts once every job is
 -- finished.  Prints one line per check: the number of offending rows
 -- (0 means the check passed), a tab, the description, a tab, and the first
--- offending row.  run.sh turns them into TAP lines.  Every check reads the
+-- offending row.  014_stress.pl makes each one a test.  Every check reads the
 -- tables as the run left them; the last one then repairs every parent with
 -- batchjob_refresh_parent() and checks that nothing changed.
 --
