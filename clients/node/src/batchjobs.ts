@@ -500,7 +500,14 @@ export class BatchJobs<C = unknown> {
 				try {
 					if (client === undefined || clientBroken !== undefined) {
 						dropClient();
-						client = await Promise.race([this.pool.connect(), stop]);
+						const connecting = this.pool.connect();
+						try {
+							client = await Promise.race([connecting, stop]);
+						} catch (err) {
+							/* stopped while connecting: the connection, when it comes, goes back */
+							connecting.then((c) => c.release(), () => undefined);
+							throw err;
+						}
 						client.on('notification', onNotification);
 						client.on('error', onError);
 						await Promise.race([query(client, `LISTEN ${CHANNEL_PARENT_DONE}`), stop]);
