@@ -2,7 +2,8 @@
 # scripts/test.sh - runs every test suite of batchjob against a throwaway
 # cluster: pg_regress (sql/), the isolation tester (specs/), pgTAP (test/),
 # the notification and upgrade scripts, the multi-client stress test
-# (test/stress/) and the crash and restore tests (test/t/).  Ends with the line
+# (test/stress/), the crash and restore tests (test/t/) and the Node
+# client's tests (clients/node).  Ends with the line
 # "N passed, N failed" counting every test of every suite; exits non-zero
 # when any failed.
 #
@@ -105,6 +106,26 @@ set -e
 cat "$out/crash.log"
 count_tap "$out/crash.log" $rc
 if [ $rc -eq 0 ]; then rm -rf "$tapdir"; else bj_log "crash test logs kept in $tapdir/tmp_check/log"; fi
+
+# ---- the Node client (clients/node) ----------------------------------------
+# Its node:test suites run against this cluster (PGHOST, PGPORT and PGUSER
+# from lib.sh), each test file in a database of its own (batchjob_node_*),
+# after a strict type-check.  node --test ends with "# pass N" and
+# "# fail N"; a build or type error counts as one failure.
+bj_log "Node client (clients/node)"
+set +e
+(cd "$BJ_ROOT/clients/node" && npm ci --no-audit --no-fund --loglevel=error &&
+	npm run build && npm run typecheck && npm test) >"$out/node.log" 2>&1
+rc=$?
+set -e
+cat "$out/node.log"
+ok=$(awk '/^# pass [0-9]+/ { s += $3 } END { print s + 0 }' "$out/node.log")
+bad=$(awk '/^# fail [0-9]+/ { s += $3 } END { print s + 0 }' "$out/node.log")
+if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+	bad=1
+fi
+passed=$((passed + ok))
+failed=$((failed + bad))
 
 rm -rf "$out"
 echo "$passed passed, $failed failed"
