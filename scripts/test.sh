@@ -6,6 +6,8 @@
 #   3. test/hostile/run.sh: the hostile-schema suite
 #   4. make prove_installcheck: the Perl TAP tests (test/t/*.pl), as the
 #      postgres user, each on servers of its own
+#   5. the Node client's tests (clients/node: npm ci, build, strict
+#      type-check, node --test), against the throwaway cluster
 # test/README says which kind of test goes where.  Ends with the line
 # "N passed, N failed" counting every test of every suite; exits non-zero
 # when any failed.
@@ -82,6 +84,26 @@ if grep -qE '^[[:space:]]*not ok [0-9]+|^Result: FAIL' "$out/perl-tap.log"; then
 else
 	rm -rf "$tapdir"
 fi
+
+# ---- the Node client (clients/node) ----------------------------------------
+# Its node:test suites run against this cluster (PGHOST, PGPORT and PGUSER
+# from lib.sh), each test file in a database of its own (batchjob_node_*),
+# after a strict type-check.  node --test ends with "# pass N" and
+# "# fail N"; a build or type error counts as one failure.
+bj_log "Node client (clients/node)"
+set +e
+(cd "$BJ_ROOT/clients/node" && npm ci --no-audit --no-fund --loglevel=error &&
+	npm run build && npm run typecheck && npm test) >"$out/node.log" 2>&1
+rc=$?
+set -e
+cat "$out/node.log"
+ok=$(awk '/^# pass [0-9]+/ { s += $3 } END { print s + 0 }' "$out/node.log")
+bad=$(awk '/^# fail [0-9]+/ { s += $3 } END { print s + 0 }' "$out/node.log")
+if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+	bad=1
+fi
+passed=$((passed + ok))
+failed=$((failed + bad))
 
 rm -rf "$out"
 echo "$passed passed, $failed failed"

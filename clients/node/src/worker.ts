@@ -1,0 +1,632 @@
+/*
+ * src/worker.ts - a worker runner: claims jobs in batches, runs a handler
+ * on each, keeps their leases, and completes or fails them.
+ *
+ * One claim is one (worker name, attempt) pair: every call about a job
+ * passes both, so a job this worker lost (its lease expired and another
+ * worker claimed it) can no longer be reported on, completed or failed
+ * from here.  The worker's name is unique to each Worker object (a prefix,
+ * then host, process id and a random suffix), which is what lets it adopt
+ * the jobs of a claim whose answer a dropped connection swallowed: they
+ * are PROCESSING under its name, and nobody else's.
+ *
+ * Calls that fail because the connection went away are made again on
+ * another connection.  A complete or fail whose answer was lost may have
+ * committed; when trying again gets "not PROCESSING", the job's row says
+ * whether it was this claim's call that finished it, so a job is reported
+ * done or failed once, never twice, and never silently dropped.
+ */
+
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Notification, Pool, PoolClient } from 'pg';
+
+import { BatchJobs, CHANNEL_JOBS_AVAILABLE, type Figures } from './batchjobs.js';
+import { ConflictError, isConnectionError } from './errors.js';
+import { leaseMillis, leaseParam, query } from './sql.js';
+import type { BatchJob, Lease } from './types.js';
+
+/** What a handler gets with each job. */
+export interface JobContext {
+	/** The worker name this job is claimed under. */
+	readonly worker: string;
+	/** The attempt of this claim (the job's `attempts` when claimed). */
+	readonly attempt: number;
+	/**
+	 * Aborted when the job is no longer this worker's (cancelled, reaped,
+	 * claimed by another worker) or when a shutdown stops waiting for it.
+	 * Pass it on to whatever the handler awaits.
+	 */
+	readonly signal: AbortSignal;
+	/**
+	 * Records the job's figures so far (batchjob_progress, absolute
+	 * values).  Throws ConflictError when the job is no longer this
+	 * worker's.
+	 */
+	progress(figures: Figures): Promise<void>;
+}
+
+/**
+ * A handler's result: nothing (complete as is), or the job's final figures
+ * (reported, then completed).  A handler that throws fails the job; with
+ * retry unless the error has `retry: false` (see JobFailure).
+ */
+export type JobResult = void | Figures;
+
+export type Handler<C> = (job: BatchJob<C>, ctx: JobContext) => Promise<JobResult> | JobResult;
+
+/** Throw this from a handler to fail a job with or without retry. */
+export class JobFailure extends Error {
+	readonly retry: boolean;
+	constructor(message: string, options: { retry?: boolean; cause?: unknown } = {}) {
+		super(message, { cause: options.cause });
+		this.name = 'JobFailure';
+		this.retry = options.retry ?? true;
+	}
+}
+
+export interface WorkerOptions<C> {
+	pool: Pool;
+	/** A prefix for the worker name (default 'worker'); host, pid and a random suffix follow. */
+	name?: string;
+	/** Jobs run at once (default 1). */
+	concurrency?: number;
+	/** At most this many jobs per claim (default: concurrency). Never more than the free slots. */
+	batchSize?: number;
+	/** Each claim's lease (ms or interval text, default 5 minutes); heartbeats go every third of it. */
+	lease?: Lease;
+	handler: Handler<C>;
+	/** Poll when no notification comes, every pollIntervalMs ±50% (default 2000). */
+	pollIntervalMs?: number;
+	/** How long stop() waits for jobs in flight before failing them with retry (default 30000). */
+	shutdownTimeoutMs?: number;
+	/** Signals that stop the worker gracefully (default SIGTERM and SIGINT); false for none. */
+	handleSignals?: boolean | NodeJS.Signals[];
+	/** Aborting it stops the worker gracefully. */
+	signal?: AbortSignal;
+	/** The extension's schema, when it is not on the search_path. */
+	schema?: string;
+}
+
+export interface FailedInfo {
+	/** Whether the job was failed with retry (it goes back to PENDING while attempts remain). */
+	retry: boolean;
+	/** The job was released at shutdown, not failed by its handler. */
+	released: boolean;
+	/** The job's row after the fail, when the server returned it. */
+	row: BatchJob<unknown> | null;
+}
+
+export interface WorkerEvents<C> {
+	'job:start': [job: BatchJob<C>];
+	'job:done': [job: BatchJob<C>];
+	'job:failed': [job: BatchJob<C>, error: unknown, info: FailedInfo];
+	/** The job was taken from this worker (heartbeat refused, cancelled, reaped). */
+	'job:lost': [job: BatchJob<C>, reason: string];
+	error: [error: unknown];
+	stopped: [];
+}
+
+type Outcome<T> =
+	| { kind: 'ok'; value: T }
+	| { kind: 'conflict'; error: ConflictError; ambiguous: boolean }
+	| { kind: 'error'; error: unknown };
+
+interface Running<C> {
+	job: BatchJob<C>;
+	attempt: number;
+	abort: AbortController;
+	heartbeat: NodeJS.Timeout;
+	/** running → finishing (completing/failing) → done; or lost / released */
+	state: 'running' | 'finishing' | 'done' | 'lost' | 'released';
+	settled: Promise<void>;
+}
+
+export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
+	/** The worker name every claim is made under. */
+	readonly id: string;
+	readonly api: BatchJobs<C>;
+	private readonly pool: Pool;
+	private readonly handler: Handler<C>;
+	private readonly concurrency: number;
+	private readonly batchSize: number;
+	private readonly lease: Lease;
+	private leaseMs = 300_000;
+	private readonly pollIntervalMs: number;
+	private readonly shutdownTimeoutMs: number;
+	private readonly signals: NodeJS.Signals[];
+	private readonly externalSignal: AbortSignal | undefined;
+
+	private readonly active = new Map<bigint, Running<C>>();
+	private stopping = false;
+	private started = false;
+	private stopPromise: Promise<void> | undefined;
+	private loopDone: Promise<void> = Promise.resolve();
+	private listenDone: Promise<void> = Promise.resolve();
+	private listenClient: PoolClient | undefined;
+	private dropListenClient: (() => void) | undefined;
+	private needAdopt = false;
+	/** Resolved when stop() is called. */
+	private readonly stopSignal: Promise<void>;
+	private resolveStop: () => void = () => undefined;
+	private kicked = false;
+	private wakeWaiter: (() => void) | undefined;
+	private readonly onSignal = (): void => {
+		void this.stop();
+	};
+	private readonly onPoolError = (err: Error): void => {
+		this.emitError(err);
+	};
+	private readonly onAbort = (): void => {
+		void this.stop();
+	};
+
+	constructor(options: WorkerOptions<C>) {
+		super();
+		this.pool = options.pool;
+		this.api = new BatchJobs<C>(options.pool, options.schema !== undefined ? { schema: options.schema } : {});
+		this.handler = options.handler;
+		this.concurrency = options.concurrency ?? 1;
+		this.batchSize = options.batchSize ?? this.concurrency;
+		if (!Number.isInteger(this.concurrency) || this.concurrency < 1)
+			throw new RangeError(`concurrency must be a positive integer: ${this.concurrency}`);
+		if (!Number.isInteger(this.batchSize) || this.batchSize < 1)
+			throw new RangeError(`batchSize must be a positive integer: ${this.batchSize}`);
+		this.lease = options.lease ?? '5 minutes';
+		this.pollIntervalMs = options.pollIntervalMs ?? 2000;
+		this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 30_000;
+		const hs = options.handleSignals ?? true;
+		this.signals = hs === true ? ['SIGTERM', 'SIGINT'] : hs === false ? [] : hs;
+		this.externalSignal = options.signal;
+		this.stopSignal = new Promise<void>((resolve) => {
+			this.resolveStop = resolve;
+		});
+		this.id = `${options.name ?? 'worker'}:${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+	}
+
+	/** Jobs running now. */
+	get inFlight(): number {
+		return this.active.size;
+	}
+
+	/** Starts claiming; resolves once the worker is running. */
+	async start(): Promise<void> {
+		if (this.started)
+			throw new Error('worker already started');
+		this.started = true;
+		this.leaseMs = await leaseMillis(this.pool, this.lease);
+		if (!(this.leaseMs > 0))
+			throw new RangeError(`lease must be positive: ${String(this.lease)}`);
+		this.pool.on('error', this.onPoolError);
+		for (const s of this.signals)
+			process.on(s, this.onSignal);
+		this.externalSignal?.addEventListener('abort', this.onAbort, { once: true });
+		this.listenDone = this.listenLoop();
+		this.loopDone = this.claimLoop();
+		if (this.externalSignal?.aborted === true)
+			void this.stop();
+	}
+
+	/** Starts, and resolves when the worker has stopped. */
+	async run(): Promise<void> {
+		await this.start();
+		await new Promise<void>((resolve) => this.once('stopped', resolve));
+	}
+
+	/**
+	 * Stops gracefully: no more claims; waits up to shutdownTimeoutMs for
+	 * the jobs in flight, then aborts the rest and fails them with retry,
+	 * so another worker takes them.  Resolves once every job is settled.
+	 */
+	stop(): Promise<void> {
+		this.stopPromise ??= this.shutdown();
+		return this.stopPromise;
+	}
+
+	private async shutdown(): Promise<void> {
+		this.stopping = true;
+		this.resolveStop();
+		this.kick();
+		this.dropListenClient?.();
+		await this.loopDone;
+		await this.listenDone;
+
+		const settled = Promise.all([...this.active.values()].map((r) => r.settled));
+		let timer: NodeJS.Timeout | undefined;
+		await Promise.race([
+			settled,
+			new Promise<void>((resolve) => {
+				timer = setTimeout(resolve, this.shutdownTimeoutMs);
+			}),
+		]);
+		clearTimeout(timer);
+
+		/* whatever still runs is handed back: failed with retry */
+		const releases: Promise<void>[] = [];
+		for (const r of this.active.values()) {
+			if (r.state === 'running')
+				releases.push(this.release(r));
+			else
+				releases.push(r.settled);
+		}
+		await Promise.all(releases);
+
+		this.pool.removeListener('error', this.onPoolError);
+		for (const s of this.signals)
+			process.removeListener(s, this.onSignal);
+		this.externalSignal?.removeEventListener('abort', this.onAbort);
+		this.emit('stopped');
+	}
+
+	private emitError(err: unknown): void {
+		if (this.listenerCount('error') > 0)
+			this.emit('error', err);
+	}
+
+	/* ---- waking up ---------------------------------------------------- */
+
+	/** Wakes the claim loop (a notification, a free slot, a stop). */
+	private kick(): void {
+		this.kicked = true;
+		const w = this.wakeWaiter;
+		this.wakeWaiter = undefined;
+		w?.();
+	}
+
+	/** Waits for a kick or ms, whichever comes first. */
+	private async idle(ms: number): Promise<void> {
+		if (this.kicked || this.stopping) {
+			this.kicked = false;
+			return;
+		}
+		let timer: NodeJS.Timeout | undefined;
+		await new Promise<void>((resolve) => {
+			this.wakeWaiter = resolve;
+			timer = setTimeout(resolve, ms);
+		});
+		clearTimeout(timer);
+		this.wakeWaiter = undefined;
+		this.kicked = false;
+	}
+
+	private jitter(ms: number): number {
+		return ms * (0.5 + Math.random());
+	}
+
+	/* ---- LISTEN batchjob_jobs_available --------------------------------- */
+
+	/**
+	 * Holds one connection that LISTENs; when it is lost, takes another
+	 * after a backoff and wakes the claim loop (a notification may have
+	 * been missed meanwhile).
+	 */
+	private async listenLoop(): Promise<void> {
+		let backoff = 100;
+		while (!this.stopping) {
+			let client: PoolClient | undefined;
+			let broken: Error | undefined;
+			try {
+				client = await this.pool.connect();
+				const c = client;
+				const lost = new Promise<void>((resolve) => {
+					const onNotification = (msg: Notification): void => {
+						if (msg.channel === CHANNEL_JOBS_AVAILABLE)
+							this.kick();
+					};
+					const onError = (err: Error): void => {
+						broken = err;
+						resolve();
+					};
+					c.on('notification', onNotification);
+					c.on('error', onError);
+					c.on('end', () => resolve());
+					this.dropListenClient = () => resolve();
+				});
+				await query(c, `LISTEN ${CHANNEL_JOBS_AVAILABLE}`);
+				this.listenClient = c;
+				backoff = 100;
+				this.kick();
+				if (this.stopping)
+					break;
+				await lost;
+				if (!this.stopping && broken !== undefined)
+					this.emitError(broken);
+			} catch (err) {
+				broken = err instanceof Error ? err : new Error(String(err));
+				if (!this.stopping)
+					this.emitError(err);
+			} finally {
+				this.listenClient = undefined;
+				this.dropListenClient = undefined;
+				if (client !== undefined) {
+					client.removeAllListeners('notification');
+					/* a client that LISTENed is closed, not handed to anyone else */
+					client.release(broken ?? true);
+				}
+			}
+			if (!this.stopping) {
+				await this.sleepUnlessStopping(this.jitter(backoff));
+				backoff = Math.min(backoff * 2, 5000);
+			}
+		}
+	}
+
+	/** Sleeps ms, or less when the worker stops meanwhile. */
+	private async sleepUnlessStopping(ms: number): Promise<void> {
+		if (this.stopping)
+			return;
+		let timer: NodeJS.Timeout | undefined;
+		await Promise.race([
+			this.stopSignal,
+			new Promise<void>((resolve) => {
+				timer = setTimeout(resolve, ms);
+			}),
+		]);
+		clearTimeout(timer);
+	}
+
+	/* ---- claiming ------------------------------------------------------- */
+
+	private async claimLoop(): Promise<void> {
+		let backoff = 100;
+		while (!this.stopping) {
+			if (this.needAdopt) {
+				try {
+					await this.adopt();
+					this.needAdopt = false;
+				} catch (err) {
+					this.emitError(err);
+					await this.idle(this.jitter(backoff));
+					backoff = Math.min(backoff * 2, 5000);
+					continue;
+				}
+			}
+			const free = this.concurrency - this.active.size;
+			if (free <= 0) {
+				await this.idle(this.pollIntervalMs);
+				continue;
+			}
+			const want = Math.min(free, this.batchSize);
+			let jobs: BatchJob<C>[];
+			try {
+				jobs = await this.api.claim(this.id, { maxJobs: want, lease: leaseParam(this.lease) });
+				backoff = 100;
+			} catch (err) {
+				this.emitError(err);
+				/* the claim may have committed without its answer reaching us */
+				if (isConnectionError(err))
+					this.needAdopt = true;
+				await this.idle(this.jitter(backoff));
+				backoff = Math.min(backoff * 2, 5000);
+				continue;
+			}
+			for (const job of jobs)
+				this.begin(job);
+			if (jobs.length === want)
+				continue;
+			/* the queue is empty for now: wait for a notification, a free slot or the poll */
+			await this.idle(this.jitter(this.pollIntervalMs));
+		}
+	}
+
+	/**
+	 * Takes up the jobs PROCESSING under this worker's name that it does not
+	 * know of: those of a claim whose answer was lost with its connection.
+	 */
+	private async adopt(): Promise<void> {
+		const rows = await query<BatchJob<C> & Record<string, unknown>>(
+			this.pool,
+			`SELECT * FROM ${this.api.qualify('batch_jobs')} WHERE locked_by = $1 AND status = 'PROCESSING' ORDER BY job_id`,
+			[this.id],
+		);
+		for (const job of rows) {
+			if (!this.active.has(job.job_id))
+				this.begin(job);
+		}
+	}
+
+	/* ---- one job ---------------------------------------------------------- */
+
+	private begin(job: BatchJob<C>): void {
+		const abort = new AbortController();
+		const r: Running<C> = {
+			job,
+			attempt: job.attempts,
+			abort,
+			heartbeat: setInterval(() => void this.beat(r), Math.max(1, this.leaseMs / 3)),
+			state: 'running',
+			settled: Promise.resolve(),
+		};
+		this.active.set(job.job_id, r);
+		this.emit('job:start', job);
+		const ctx: JobContext = {
+			worker: this.id,
+			attempt: r.attempt,
+			signal: abort.signal,
+			progress: async (figures: Figures) => {
+				const out = await this.retrying(() =>
+					this.api.reportProgress(job.job_id, figures, { worker: this.id, attempt: r.attempt }),
+				);
+				if (out.kind === 'ok')
+					return;
+				if (out.kind === 'conflict') {
+					this.lose(r, out.error.message);
+					throw out.error;
+				}
+				throw out.error;
+			},
+		};
+		r.settled = (async () => {
+			let result: JobResult;
+			try {
+				result = await this.handler(job, ctx);
+			} catch (err) {
+				await this.finishFailed(r, err);
+				return;
+			}
+			await this.finishDone(r, result);
+		})().catch((err: unknown) => this.emitError(err));
+	}
+
+	/** Extends the lease; a refusal means the job was taken away. */
+	private async beat(r: Running<C>): Promise<void> {
+		if (r.state !== 'running')
+			return;
+		try {
+			const ok = await this.api.heartbeat(r.job.job_id, this.id, {
+				lease: leaseParam(this.lease),
+				attempt: r.attempt,
+			});
+			if (!ok && r.state === 'running')
+				this.lose(r, 'heartbeat refused: the job is no longer held by this claim');
+		} catch (err) {
+			/* a lost connection: the next beat tries again */
+			this.emitError(err);
+		}
+	}
+
+	/** Forget a job that is no longer ours: abort its handler, report it lost. */
+	private lose(r: Running<C>, reason: string): void {
+		if (r.state === 'done' || r.state === 'lost')
+			return;
+		r.state = 'lost';
+		this.settle(r);
+		r.abort.abort(new ConflictError({ message: reason, code: '55000' }));
+		this.emit('job:lost', r.job, reason);
+	}
+
+	private settle(r: Running<C>): void {
+		clearInterval(r.heartbeat);
+		if (this.active.get(r.job.job_id) === r)
+			this.active.delete(r.job.job_id);
+		this.kick();
+	}
+
+	private async finishDone(r: Running<C>, result: JobResult): Promise<void> {
+		if (r.state !== 'running')
+			return;
+		r.state = 'finishing';
+		const claim = { worker: this.id, attempt: r.attempt };
+		if (result !== undefined && result !== null) {
+			const rep = await this.retrying(() => this.api.reportProgress(r.job.job_id, result, claim));
+			if (rep.kind === 'conflict') {
+				this.finalLost(r, rep.error.message);
+				return;
+			}
+			if (rep.kind === 'error') {
+				/* figures the server refused (above total, say): the job fails */
+				r.state = 'running';
+				await this.finishFailed(r, rep.error);
+				return;
+			}
+		}
+		const out = await this.retrying(() => this.api.complete(r.job.job_id, claim));
+		if (out.kind === 'ok') {
+			r.state = 'done';
+			this.settle(r);
+			this.emit('job:done', out.value);
+			return;
+		}
+		if (out.kind === 'conflict' && out.ambiguous) {
+			/* a complete whose answer was lost may have committed */
+			const row = await this.readBack(r);
+			if (row !== null && row.status === 'COMPLETED' && row.attempts === r.attempt) {
+				r.state = 'done';
+				this.settle(r);
+				this.emit('job:done', row);
+				return;
+			}
+		}
+		if (out.kind === 'error')
+			this.emitError(out.error);
+		this.finalLost(r, errorMessage(out.error));
+	}
+
+	private async finishFailed(r: Running<C>, err: unknown): Promise<void> {
+		if (r.state !== 'running')
+			return;
+		r.state = 'finishing';
+		const retry = !(typeof err === 'object' && err !== null && (err as { retry?: unknown }).retry === false);
+		await this.failJob(r, err, retry, false);
+	}
+
+	/** Shutdown: abort a job still running and fail it with retry. */
+	private async release(r: Running<C>): Promise<void> {
+		if (r.state !== 'running')
+			return;
+		r.state = 'released';
+		r.abort.abort(new Error(`worker ${this.id} is shutting down`));
+		const err = new Error(`worker ${this.id} shut down before the job finished`);
+		await this.failJob(r, err, true, true);
+	}
+
+	private async failJob(r: Running<C>, err: unknown, retry: boolean, released: boolean): Promise<void> {
+		const details = errorMessage(err);
+		const out = await this.retrying(() =>
+			this.api.fail(r.job.job_id, details, { retry, worker: this.id, attempt: r.attempt }),
+		);
+		if (out.kind === 'ok') {
+			r.state = 'done';
+			this.settle(r);
+			this.emit('job:failed', r.job, err, { retry, released, row: out.value });
+			return;
+		}
+		if (out.kind === 'conflict' && out.ambiguous) {
+			const row = await this.readBack(r);
+			if (row !== null && row.attempts === r.attempt && row.status !== 'PROCESSING' &&
+				row.error_details === details) {
+				r.state = 'done';
+				this.settle(r);
+				this.emit('job:failed', r.job, err, { retry, released, row });
+				return;
+			}
+		}
+		if (out.kind === 'error')
+			this.emitError(out.error);
+		this.finalLost(r, errorMessage(out.error));
+	}
+
+	private finalLost(r: Running<C>, reason: string): void {
+		r.state = 'running';
+		this.lose(r, reason);
+	}
+
+	/** The job's row now, read again until the connection allows. */
+	private async readBack(r: Running<C>): Promise<BatchJob<C> | null> {
+		const out = await this.retrying(() => this.api.get(r.job.job_id));
+		return out.kind === 'ok' ? out.value : null;
+	}
+
+	/**
+	 * Runs a call, again on another connection while the connection is
+	 * what failed, for at most one lease (after that the job is not ours
+	 * anyway).  `ambiguous` tells a conflict after a lost answer, where
+	 * the first try may have done the work, from a plain conflict.
+	 */
+	private async retrying<T>(call: () => Promise<T>): Promise<Outcome<T>> {
+		const deadline = Date.now() + this.leaseMs;
+		let ambiguous = false;
+		let backoff = 50;
+		for (;;) {
+			try {
+				return { kind: 'ok', value: await call() };
+			} catch (err) {
+				if (err instanceof ConflictError)
+					return { kind: 'conflict', error: err, ambiguous };
+				if (!isConnectionError(err) || Date.now() > deadline)
+					return { kind: 'error', error: err };
+				this.emitError(err);
+				ambiguous = true;
+				await new Promise((resolve) => setTimeout(resolve, this.jitter(backoff)));
+				backoff = Math.min(backoff * 2, 2000);
+			}
+		}
+	}
+}
+
+function errorMessage(err: unknown): string {
+	if (err instanceof Error)
+		return err.message;
+	return String(err);
+}

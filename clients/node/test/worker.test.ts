@@ -1,0 +1,228 @@
+/*
+ * test/worker.test.ts - the worker runner: 8 at a time over 2,000 children
+ * with injected failures (each job finished once, sums exact, verify()
+ * empty), and its connections terminated in the middle of a batch (no job
+ * lost or doubled, the LISTEN connection comes back).
+ */
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+
+import { BatchJobs, JobFailure, Worker, type BatchJob } from 'batchjob';
+
+import { eventually, testDb, type TestDb } from './helpers.js';
+
+let db: TestDb;
+let api: BatchJobs;
+
+before(async () => {
+	db = await testDb('worker');
+	api = new BatchJobs(db.pool);
+});
+
+after(async () => {
+	await db.close();
+});
+
+/** Counts how often each job was reported done, or failed for good, by the worker's events. */
+function audit(worker: Worker): { done: Map<bigint, number>; finalFailed: Map<bigint, number>; retried: Map<bigint, number>; lost: bigint[]; errors: unknown[] } {
+	const a = {
+		done: new Map<bigint, number>(),
+		finalFailed: new Map<bigint, number>(),
+		retried: new Map<bigint, number>(),
+		lost: [] as bigint[],
+		errors: [] as unknown[],
+	};
+	const inc = (m: Map<bigint, number>, id: bigint): void => {
+		m.set(id, (m.get(id) ?? 0) + 1);
+	};
+	worker.on('job:done', (job) => inc(a.done, job.job_id));
+	worker.on('job:failed', (job, _err, info) => {
+		if (info.row?.status === 'FAILED')
+			inc(a.finalFailed, job.job_id);
+		else
+			inc(a.retried, job.job_id);
+	});
+	worker.on('job:lost', (job) => a.lost.push(job.job_id));
+	worker.on('error', (err) => a.errors.push(err));
+	return a;
+}
+
+test('8 at a time over 2,000 children with injected failures', async () => {
+	const CHILDREN = 2000;
+	const SIZE = 10;
+	const parent = await api.createParent({ run: 'main' }, 'tester');
+	await api.split(parent.job_id, CHILDREN * SIZE, SIZE);
+
+	const started = new Map<bigint, number>();
+	const worker = new Worker<unknown>({
+		pool: db.newPool({ max: 12 }),
+		name: 'main',
+		concurrency: 8,
+		batchSize: 8,
+		lease: '1 minute',
+		pollIntervalMs: 100,
+		handleSignals: false,
+		handler: async (job: BatchJob, ctx) => {
+			started.set(job.job_id, (started.get(job.job_id) ?? 0) + 1);
+			const bn = job.batch_number ?? 0;
+			if (bn % 100 === 0)
+				throw new JobFailure(`batch ${bn} is broken`, { retry: false });
+			if (bn % 37 === 0 && ctx.attempt === 1)
+				throw new Error(`batch ${bn} failed once`);
+			if (bn % 5 === 0)
+				await ctx.progress({ processed: 5, succeeded: 5, failed: 0 });
+			await new Promise((resolve) => setImmediate(resolve));
+			return { processed: SIZE, succeeded: SIZE - (bn % 3), failed: bn % 3 };
+		},
+	});
+	const a = audit(worker);
+	await worker.start();
+	await eventually(
+		() => a.done.size + a.finalFailed.size === CHILDREN,
+		'every child to be completed or failed for good',
+	);
+	await worker.stop();
+
+	/* each job finished exactly once, either way */
+	for (const [id, n] of a.done) {
+		assert.equal(n, 1, `job ${id} completed ${n} times`);
+		assert.ok(!a.finalFailed.has(id), `job ${id} both completed and failed`);
+	}
+	for (const [id, n] of a.finalFailed)
+		assert.equal(n, 1, `job ${id} failed ${n} times`);
+	assert.deepEqual(a.lost, []);
+
+	let expectDone = 0;
+	let processed = 0n;
+	let succeeded = 0n;
+	let failed = 0n;
+	let retries = 0;
+	for (let bn = 1; bn <= CHILDREN; bn++) {
+		if (bn % 100 === 0)
+			continue;
+		if (bn % 37 === 0)
+			retries++;
+		expectDone++;
+		processed += BigInt(SIZE);
+		succeeded += BigInt(SIZE - (bn % 3));
+		failed += BigInt(bn % 3);
+	}
+	assert.equal(a.done.size, expectDone);
+	assert.equal(a.finalFailed.size, CHILDREN - expectDone);
+	assert.equal([...a.retried.values()].reduce((x, y) => x + y, 0), retries);
+
+	const counts = await api.childCounts(parent.job_id);
+	assert.deepEqual(counts, {
+		pending: 0n, processing: 0n, completed: BigInt(expectDone), failed: BigInt(CHILDREN - expectDone), cancelled: 0n, total: BigInt(CHILDREN),
+	});
+	await api.fold(parent.job_id);
+	const p = await api.get(parent.job_id);
+	assert.equal(p?.status, 'COMPLETED');
+	assert.equal(p?.error_details, `${CHILDREN - expectDone} out of ${CHILDREN} batch jobs failed`);
+	assert.equal(p?.processed_records, processed);
+	assert.equal(p?.success_count, succeeded);
+	assert.equal(p?.error_count, failed);
+	assert.deepEqual(await api.verify(), []);
+	assert.equal(worker.inFlight, 0);
+});
+
+test('connections terminated mid-batch: no job lost or doubled, LISTEN comes back', async () => {
+	const CHILDREN = 200;
+	const app = 'bj-node-kill-test';
+	const parent = await api.createParent({ run: 'kill' }, 'tester');
+	await api.split(parent.job_id, CHILDREN, 1);
+
+	let gateOpen = false;
+	let openGate: () => void = () => undefined;
+	const gate = new Promise<void>((resolve) => {
+		openGate = () => {
+			gateOpen = true;
+			resolve();
+		};
+	});
+	const handled = new Map<bigint, number>();
+	const worker = new Worker<unknown>({
+		pool: db.newPool({ max: 12, application_name: app }),
+		name: 'kill',
+		concurrency: 8,
+		lease: '1 minute',
+		/* no polling to speak of: after the kill only notifications and finished jobs wake it */
+		pollIntervalMs: 600_000,
+		handleSignals: false,
+		handler: async (job: BatchJob, ctx) => {
+			handled.set(job.job_id, (handled.get(job.job_id) ?? 0) + 1);
+			if (!gateOpen)
+				await gate;
+			await ctx.progress({ processed: 1, succeeded: 1, failed: 0 });
+		},
+	});
+	const a = audit(worker);
+	await worker.start();
+	await eventually(() => worker.inFlight === 8, '8 jobs in flight behind the gate');
+
+	/* every connection of the worker's pool, the LISTEN one included */
+	const killed = await db.sql(
+		`SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE application_name = $1`,
+		[app],
+	);
+	assert.ok(Number(killed.rows[0].n) >= 2, 'the LISTEN connection and at least one more');
+	await eventually(async () => {
+		const r = await db.sql(`SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1`, [app]);
+		return Number(r.rows[0].n) === 0;
+	}, 'the terminated backends to be gone');
+	openGate();
+
+	await eventually(() => a.done.size === CHILDREN, 'every child completed after the kill');
+	for (const [id, n] of a.done)
+		assert.equal(n, 1, `job ${id} completed ${n} times`);
+	for (const [id, n] of handled)
+		assert.equal(n, 1, `job ${id} handled ${n} times`);
+	assert.deepEqual(a.lost, []);
+	assert.equal(a.finalFailed.size + a.retried.size, 0);
+	assert.ok(a.errors.length > 0, 'the lost connections were reported as errors');
+	/* no job was reaped and claimed again */
+	const r = await db.sql(`SELECT max(attempts) AS m, count(*) FILTER (WHERE status = 'COMPLETED') AS c FROM batch_jobs WHERE parent_job_id = $1`, [parent.job_id]);
+	assert.equal(r.rows[0].m, 1);
+	assert.equal(r.rows[0].c, String(CHILDREN));
+
+	/* the LISTEN connection is back: new work wakes the idle worker without a poll */
+	await eventually(async () => {
+		const l = await db.sql(
+			`SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'`,
+			[app],
+		);
+		return Number(l.rows[0].n) === 1;
+	}, 'the worker to LISTEN again');
+	const more = await api.createParent({ run: 'after' }, 'tester');
+	await api.split(more.job_id, 10, 1);
+	await eventually(async () => (await api.childCounts(more.job_id)).completed === 10n, 'the new children to be done');
+	await worker.stop();
+	assert.deepEqual(await api.verify(), []);
+});
+
+test('a job taken away is reported lost and its handler aborted', async () => {
+	const parent = await api.createParent({ run: 'lost' }, 'tester');
+	await api.split(parent.job_id, 1, 1);
+	let aborted = false;
+	const worker = new Worker<unknown>({
+		pool: db.newPool({ max: 4 }),
+		/* heartbeats every 300 ms */
+		lease: 900,
+		pollIntervalMs: 50,
+		handleSignals: false,
+		handler: async (_job, ctx) => {
+			await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+			aborted = true;
+			throw new Error('aborted');
+		},
+	});
+	const a = audit(worker);
+	await worker.start();
+	await eventually(() => worker.inFlight === 1, 'the job to start');
+	await api.cancel(parent.job_id);
+	await eventually(() => a.lost.length === 1 && aborted, 'the heartbeat to find the job cancelled');
+	await worker.stop();
+	assert.equal(a.done.size + a.finalFailed.size + a.retried.size, 0);
+	assert.equal((await api.childCounts(parent.job_id)).cancelled, 1n);
+});
