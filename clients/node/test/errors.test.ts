@@ -81,7 +81,9 @@ test('InvalidArgumentError: 22023, 22004, 22003, 23514', async () => {
 	await rejectsWith(api.createParent({}, 'u', { totalRecords: -1 }), InvalidArgumentError, '22023');
 	await rejectsWith(api.claim('w', { maxJobs: 0 }), InvalidArgumentError, '22023');
 	await rejectsWith(api.createParent(null, 'u'), InvalidArgumentError, '22004', /criteria must not be null/);
-	await rejectsWith(api.split(p.job_id, 3_000_000_000n, 1), InvalidArgumentError, '22003');
+	/* a split past its bound (README, Bounds), and an id past bigint */
+	await rejectsWith(api.split(p.job_id, 3_000_000_000n, 1), InvalidArgumentError, '22023', /batches/);
+	await rejectsWith(api.get('9223372036854775808'), InvalidArgumentError, '22003');
 	/* a parent given to a worker function is an invalid argument, not "not a parent" */
 	const e = await rejectsWith(api.complete(p.job_id), InvalidArgumentError, '22023', /is a parent job/);
 	assert.ok(!(e instanceof NotAParentError));
