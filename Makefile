@@ -1,8 +1,8 @@
 # Makefile for the batchjob extension (PGXS)
 
 MODULE_big = batchjob
-OBJS = batchjob.o src/fold.o src/lifecycle.o src/limits.o src/rollup.o \
-	src/tenant.o src/util.o
+OBJS = batchjob.o src/errors.o src/fold.o src/lifecycle.o src/limits.o \
+	src/rollup.o src/schema.o src/spi_plans.o src/status.o src/tenant.o
 
 EXTENSION = batchjob
 DATA = batchjob--1.0.sql batchjob--1.0--1.1.sql batchjob--1.1--1.2.sql \
