@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * batchjob.c
- *	  The front door of the batchjob extension: module magic and the
- *	  SQL-callable functions that create, list, count and repair jobs.
+ *	  The front door of the batchjob extension: module magic, _PG_init
+ *	  (every setting batchjob has), and the SQL-callable functions that
+ *	  create, list, count and repair jobs, with their statements.
  *
  * Every function checks its arguments before it changes anything, so a
  * rejected call leaves the table as it was; the errors name the job and the
@@ -27,13 +28,13 @@
 
 PG_MODULE_MAGIC;
 
-PG_FUNCTION_INFO_V1(batchjob_create_parent);
-PG_FUNCTION_INFO_V1(batchjob_create_child);
-PG_FUNCTION_INFO_V1(batchjob_split);
-PG_FUNCTION_INFO_V1(batchjob_children);
-PG_FUNCTION_INFO_V1(batchjob_child_counts);
-PG_FUNCTION_INFO_V1(batchjob_refresh_parent);
-PG_FUNCTION_INFO_V1(batchjob_next_pending);
+BJ_FUNCTION_INFO_V1(batchjob_create_parent);
+BJ_FUNCTION_INFO_V1(batchjob_create_child);
+BJ_FUNCTION_INFO_V1(batchjob_split);
+BJ_FUNCTION_INFO_V1(batchjob_children);
+BJ_FUNCTION_INFO_V1(batchjob_child_counts);
+BJ_FUNCTION_INFO_V1(batchjob_refresh_parent);
+BJ_FUNCTION_INFO_V1(batchjob_next_pending);
 
 PGDLLEXPORT void _PG_init(void);
 

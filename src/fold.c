@@ -89,8 +89,8 @@
 
 #include "batchjob.h"
 
-PG_FUNCTION_INFO_V1(batchjob_fold);
-PG_FUNCTION_INFO_V1(batchjob_hold_folder_busy);
+BJ_FUNCTION_INFO_V1(batchjob_fold);
+BJ_FUNCTION_INFO_V1(batchjob_hold_folder_busy);
 
 PGDLLEXPORT void batchjob_folder_main(Datum main_arg);
 

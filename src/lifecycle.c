@@ -35,16 +35,16 @@
 
 #include "batchjob.h"
 
-PG_FUNCTION_INFO_V1(batchjob_claim);
-PG_FUNCTION_INFO_V1(batchjob_heartbeat);
-PG_FUNCTION_INFO_V1(batchjob_progress);
-PG_FUNCTION_INFO_V1(batchjob_complete);
-PG_FUNCTION_INFO_V1(batchjob_fail);
-PG_FUNCTION_INFO_V1(batchjob_complete_many);
-PG_FUNCTION_INFO_V1(batchjob_fail_many);
-PG_FUNCTION_INFO_V1(batchjob_reap);
-PG_FUNCTION_INFO_V1(batchjob_retry);
-PG_FUNCTION_INFO_V1(batchjob_cancel);
+BJ_FUNCTION_INFO_V1(batchjob_claim);
+BJ_FUNCTION_INFO_V1(batchjob_heartbeat);
+BJ_FUNCTION_INFO_V1(batchjob_progress);
+BJ_FUNCTION_INFO_V1(batchjob_complete);
+BJ_FUNCTION_INFO_V1(batchjob_fail);
+BJ_FUNCTION_INFO_V1(batchjob_complete_many);
+BJ_FUNCTION_INFO_V1(batchjob_fail_many);
+BJ_FUNCTION_INFO_V1(batchjob_reap);
+BJ_FUNCTION_INFO_V1(batchjob_retry);
+BJ_FUNCTION_INFO_V1(batchjob_cancel);
 
 /*
  * The statements of the lifecycle.  Each states in its WHERE clause the

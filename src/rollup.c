@@ -63,9 +63,9 @@
 
 #include "batchjob.h"
 
-PG_FUNCTION_INFO_V1(batchjob_guard);
-PG_FUNCTION_INFO_V1(batchjob_rollup);
-PG_FUNCTION_INFO_V1(batchjob_truncate);
+BJ_FUNCTION_INFO_V1(batchjob_guard);
+BJ_FUNCTION_INFO_V1(batchjob_rollup);
+BJ_FUNCTION_INFO_V1(batchjob_truncate);
 
 /* the lease a job gets when it becomes PROCESSING without one: 5 minutes */
 static const Interval default_lease = {.time = 5 * USECS_PER_MINUTE};

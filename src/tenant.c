@@ -60,7 +60,7 @@
 
 #include "batchjob.h"
 
-PG_FUNCTION_INFO_V1(batchjob_tenant_visible);
+BJ_FUNCTION_INFO_V1(batchjob_tenant_visible);
 
 /* batchjob.tenant_isolation, defined in _PG_init */
 bool		batchjob_tenant_isolation = false;
