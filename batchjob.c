@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * batchjob.c
- *	  The front door of the batchjob extension: module magic and the
- *	  SQL-callable functions that create, list, count and repair jobs.
+ *	  The front door of the batchjob extension: module magic, _PG_init
+ *	  (every setting batchjob has), and the SQL-callable functions that
+ *	  create, list, count and repair jobs, with their statements.
  *
  * Every function checks its arguments before it changes anything, so a
  * rejected call leaves the table as it was; the errors name the job and the
@@ -20,28 +21,147 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 
 #include "batchjob.h"
 
 PG_MODULE_MAGIC;
 
-PG_FUNCTION_INFO_V1(batchjob_create_parent);
-PG_FUNCTION_INFO_V1(batchjob_create_child);
-PG_FUNCTION_INFO_V1(batchjob_split);
-PG_FUNCTION_INFO_V1(batchjob_children);
-PG_FUNCTION_INFO_V1(batchjob_child_counts);
-PG_FUNCTION_INFO_V1(batchjob_refresh_parent);
-PG_FUNCTION_INFO_V1(batchjob_next_pending);
+BJ_FUNCTION_INFO_V1(batchjob_create_parent);
+BJ_FUNCTION_INFO_V1(batchjob_create_child);
+BJ_FUNCTION_INFO_V1(batchjob_split);
+BJ_FUNCTION_INFO_V1(batchjob_children);
+BJ_FUNCTION_INFO_V1(batchjob_child_counts);
+BJ_FUNCTION_INFO_V1(batchjob_refresh_parent);
+BJ_FUNCTION_INFO_V1(batchjob_next_pending);
 
-void		_PG_init(void);
+PGDLLEXPORT void _PG_init(void);
 
+/*
+ * The statements of the functions here; the ones that read a parent with
+ * what waits for it are src/fold.c's.
+ */
+#define INSERT_PARENT_SQL(columns, values) \
+	"INSERT INTO %1$s" \
+	" (status, criteria, created_by, priority, total_records, is_parent" \
+	columns ") VALUES ('PENDING', $1, $2, $3, $4, true" values ")" \
+	" RETURNING *"
+
+static JobStatement insert_parent = {
+	.sql = INSERT_PARENT_SQL(", on_child_failure, parent_job_id", ", $5, $6"),
+	.nargs = 6,
+	.argtypes = {JSONBOID, TEXTOID, INT4OID, INT8OID, TEXTOID, INT8OID}
+};
+
+/* a 1.0 schema has neither on_child_failure nor nested parents */
+static JobStatement insert_parent_1_0 = {
+	.sql = INSERT_PARENT_SQL("", ""),
+	.nargs = 4, .argtypes = {JSONBOID, TEXTOID, INT4OID, INT8OID}
+};
+
+static JobStatement batch_exists = {
+	.sql = "SELECT 1 FROM %1$s WHERE parent_job_id = $1 AND batch_number = $2",
+	.nargs = 2, .argtypes = {INT8OID, INT4OID}
+};
+
+static JobStatement insert_child = {
+	.sql = "INSERT INTO %1$s"
+	" (status, criteria, created_by, priority, is_parent, parent_job_id,"
+	" batch_number, batch_offset, batch_size, total_records)"
+	" VALUES ('PENDING', $5, $7, $6, false, $1, $2, $3, $4, $4)"
+	" RETURNING *",
+	.nargs = 7,
+	.argtypes = {INT8OID, INT4OID, INT8OID, INT4OID, JSONBOID, INT4OID, TEXTOID}
+};
+
+/* $4 batches of $3 records each, the last one holding the rest */
+static JobStatement split = {
+	.sql = "INSERT INTO %1$s"
+	" (status, criteria, created_by, priority, is_parent, parent_job_id,"
+	" batch_number, batch_offset, batch_size, total_records)"
+	" SELECT 'PENDING', p.criteria, p.created_by, p.priority, false,"
+	" p.job_id, n, (n - 1) * $3::int8,"
+	" least($3::int8, $2 - (n - 1) * $3::int8)::int4,"
+	" least($3::int8, $2 - (n - 1) * $3::int8)"
+	" FROM %1$s p, generate_series(1, $4) AS n"
+	" WHERE p.job_id = $1 ORDER BY n RETURNING *",
+	.nargs = 4, .argtypes = {INT8OID, INT8OID, INT4OID, INT4OID}
+};
+
+static JobStatement set_total = {
+	.sql = "UPDATE %1$s SET total_records = $2 WHERE job_id = $1",
+	.nargs = 2, .argtypes = {INT8OID, INT8OID}
+};
+
+static JobStatement children = {
+	.sql = "SELECT * FROM %1$s WHERE parent_job_id = $1"
+	" ORDER BY batch_number, job_id",
+	.nargs = 1, .argtypes = {INT8OID}
+};
+
+/* $2..$10: the recounted figures, in FOLD_NVALUES order */
+static JobStatement store_figures = {
+	.sql = "UPDATE %1$s SET"
+	" child_pending = $2, child_processing = $3, child_completed = $4,"
+	" child_failed = $5, child_cancelled = $6, total_records = $7,"
+	" processed_records = $8, success_count = $9, error_count = $10"
+	" WHERE job_id = $1 RETURNING *",
+	.nargs = 10,
+	.argtypes = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+	INT8OID, INT8OID, INT8OID, INT8OID}
+};
+
+static JobStatement clear_child_counts = {
+	.sql = "UPDATE %1$s SET child_pending = 0, child_processing = 0,"
+	" child_completed = 0, child_failed = 0, child_cancelled = 0"
+	" WHERE job_id = $1 AND " JOB_CHILDREN_SQL("") " <> 0",
+	.nargs = 1, .argtypes = {INT8OID}
+};
+
+#define NEXT_PENDING_SQL(conditions) \
+	"SELECT * FROM %1$s WHERE status = 'PENDING' AND NOT is_parent" \
+	conditions " ORDER BY priority DESC, created_at, job_id LIMIT 1"
+
+/* $1: the tenants the caller acts for, NULL for every tenant */
+static JobStatement next_pending = {
+	.sql = NEXT_PENDING_SQL(" AND run_at <= clock_timestamp()"
+							" AND ($1::text[] IS NULL OR created_by = ANY ($1))"),
+	.nargs = 1, .argtypes = {TEXTARRAYOID}
+};
+
+/* a 1.0 schema has neither schedules nor tenants */
+static JobStatement next_pending_1_0 = {
+	.sql = NEXT_PENDING_SQL(""), .nargs = 0
+};
+
+/*
+ * Loading the module: every setting batchjob has, the caches that must
+ * hear of schema changes, and the fold's transaction callback.
+ */
 void
 _PG_init(void)
 {
-	batchjob_init_caches();
+	DefineCustomBoolVariable("batchjob.tenant_isolation",
+							 "Limits each role that is not a batchjob admin to the jobs of its own tenants.",
+							 "A job's tenant is its created_by; workers serve the tenants batchjob_grant gave them.",
+							 &batchjob_tenant_isolation,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("batchjob.defer_when_busy",
+							 "Leaves rollup differences to the folder while it is busy.",
+							 "Off: every rollup updates its parent at once unless another transaction is folding into it.",
+							 &batchjob_defer_when_busy,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+	BJ_RESERVE_GUC_PREFIX("batchjob");
+
+	batchjob_init_schema_cache();
 	batchjob_init_fold();
-	batchjob_define_gucs();
 }
 
 /*
@@ -58,12 +178,13 @@ batchjob_create_parent(PG_FUNCTION_ARGS)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	Oid			nspid = job_function_namespace(fcinfo);
-	bool		v11 = PG_NARGS() >= 6;
+	bool		v11 = job_schema(nspid) >= JOB_SCHEMA_1_1;
 	Datum		values[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	Datum		result;
 	JobCall		call;
 
+	job_check_nargs(fcinfo, v11 ? 6 : 4);
 	job_require_arg(fcinfo, 0, "criteria");
 	job_require_arg(fcinfo, 1, "created_by");
 	job_require_arg(fcinfo, 2, "priority");
@@ -107,10 +228,10 @@ batchjob_create_parent(PG_FUNCTION_ARGS)
 	if (v11 && !PG_ARGISNULL(5))
 	{
 		check_job_tenant(&call, PG_GETARG_INT64(5), MISSING_PARENT);
-		job_fetch_parent(nspid, PG_GETARG_INT64(5), false, false);
+		job_fetch_parent(nspid, PG_GETARG_INT64(5), false, false, NULL);
 	}
-	job_run_plan(job_plan(v11 ? PLAN_INSERT_PARENT_V11 : PLAN_INSERT_PARENT, nspid),
-			 values, nulls, false, SPI_OK_INSERT_RETURNING, "creating a parent");
+	job_run(v11 ? &insert_parent : &insert_parent_1_0, nspid, values, nulls,
+			false, SPI_OK_INSERT_RETURNING, "creating a parent");
 	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
 							  SPI_tuptable->tupdesc, caller);
 	job_spi_finish();
@@ -138,9 +259,7 @@ batchjob_create_child(PG_FUNCTION_ARGS)
 	int32		batch_size;
 	Datum		values[7];
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	HeapTuple	parent;
-	TupleDesc	pdesc;
-	bool		isnull;
+	ParentInfo	parent;
 	Datum		result;
 	JobCall		call;
 
@@ -177,36 +296,32 @@ batchjob_create_child(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(5))
 		check_priority_ceiling(nspid, call.role, PG_GETARG_INT32(5));
 	check_job_tenant(&call, parent_id, MISSING_PARENT);
-	job_fetch_parent(nspid, parent_id, true, false);
-	job_fetch_parent(nspid, parent_id, false, false);
-	parent = SPI_tuptable->vals[0];
-	pdesc = SPI_tuptable->tupdesc;
+	job_fetch_parent(nspid, parent_id, true, false, NULL);
+	job_fetch_parent(nspid, parent_id, false, false, &parent);
 
 	values[0] = Int64GetDatum(parent_id);
 	values[1] = Int32GetDatum(batch_number);
 	values[2] = Int64GetDatum(batch_offset);
 	values[3] = Int32GetDatum(batch_size);
 	/* criteria, priority, created_by: the argument, else the parent's */
-	values[4] = PG_ARGISNULL(4) ? SPI_getbinval(parent, pdesc, 2, &isnull)
-		: PG_GETARG_DATUM(4);
-	if (PG_ARGISNULL(4) && isnull)
+	values[4] = PG_ARGISNULL(4) ? parent.criteria : PG_GETARG_DATUM(4);
+	if (PG_ARGISNULL(4) && parent.criteria_null)
 		nulls[4] = 'n';
-	values[5] = PG_ARGISNULL(5) ? SPI_getbinval(parent, pdesc, 3, &isnull)
-		: PG_GETARG_DATUM(5);
-	values[6] = SPI_getbinval(parent, pdesc, 4, &isnull);
-	if (isnull)
+	values[5] = PG_ARGISNULL(5) ? parent.priority : PG_GETARG_DATUM(5);
+	values[6] = parent.created_by;
+	if (parent.created_by_null)
 		nulls[6] = 'n';
 
-	job_run_plan(job_plan(PLAN_BATCH_EXISTS, nspid), values, NULL, false,
-			 SPI_OK_SELECT, "checking the batch number");
+	job_run(&batch_exists, nspid, values, NULL, false, SPI_OK_SELECT,
+			"checking the batch number");
 	if (SPI_processed > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("parent job " INT64_FORMAT " already has a batch %d",
 						parent_id, batch_number)));
 
-	job_run_plan(job_plan(PLAN_INSERT_CHILD, nspid), values, nulls, false,
-			 SPI_OK_INSERT_RETURNING, "creating a child");
+	job_run(&insert_child, nspid, values, nulls, false,
+			SPI_OK_INSERT_RETURNING, "creating a child");
 	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
 							  SPI_tuptable->tupdesc, caller);
 	job_spi_finish();
@@ -257,12 +372,10 @@ batchjob_split(PG_FUNCTION_ARGS)
 	job_call_begin(fcinfo, &call);
 	job_spi_connect();
 	check_job_tenant(&call, parent_id, MISSING_PARENT);
-	job_fetch_parent(nspid, parent_id, true, false);
+	job_fetch_parent(nspid, parent_id, true, false, NULL);
 
 	values[0] = Int64GetDatum(parent_id);
-	job_run_plan(job_plan(PLAN_HAS_CHILDREN, nspid), values, NULL, false,
-			 SPI_OK_SELECT, "checking for children");
-	if (SPI_processed > 0)
+	if (job_has_children(nspid, parent_id))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("parent job " INT64_FORMAT " already has children",
@@ -273,12 +386,12 @@ batchjob_split(PG_FUNCTION_ARGS)
 	if (nbatches == 0)
 	{
 		/* no child to carry the total up: record it on the parent itself */
-		job_run_plan(job_plan(PLAN_SET_TOTAL, nspid), values, NULL, false,
-				 SPI_OK_UPDATE, "setting the parent's total");
+		job_run(&set_total, nspid, values, NULL, false, SPI_OK_UPDATE,
+				"setting the parent's total");
 	}
 	values[2] = Int32GetDatum(batch_size);
 	values[3] = Int32GetDatum((int32) nbatches);
-	job_stream_plan(fcinfo, job_plan(PLAN_SPLIT, nspid), values, NULL, false);
+	job_stream_plan(fcinfo, job_plan(&split, nspid), values, NULL, false);
 	job_spi_finish();
 	job_call_end(&call);
 	return (Datum) 0;
@@ -298,8 +411,8 @@ batchjob_children(PG_FUNCTION_ARGS)
 	job_call_begin(fcinfo, &call);
 	job_spi_connect();
 	check_job_tenant(&call, PG_GETARG_INT64(0), MISSING_PARENT);
-	job_fetch_parent(nspid, PG_GETARG_INT64(0), false, true);
-	job_stream_plan(fcinfo, job_plan(PLAN_CHILDREN, nspid), values, NULL, true);
+	job_fetch_parent(nspid, PG_GETARG_INT64(0), false, true, NULL);
+	job_stream_plan(fcinfo, job_plan(&children, nspid), values, NULL, true);
 	job_spi_finish();
 	job_call_end(&call);
 	return (Datum) 0;
@@ -315,9 +428,9 @@ batchjob_child_counts(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	Datum		values[JOB_NSTATUS + 1];
 	bool		nulls[JOB_NSTATUS + 1] = {false};
-	int64		total = 0;
 	int			i;
 	HeapTuple	result;
+	ParentInfo	parent;
 	JobCall		call;
 
 	job_require_arg(fcinfo, 0, "parent_job_id");
@@ -328,18 +441,10 @@ batchjob_child_counts(PG_FUNCTION_ARGS)
 	job_call_begin(fcinfo, &call);
 	job_spi_connect();
 	check_job_tenant(&call, PG_GETARG_INT64(0), MISSING_PARENT);
-	job_fetch_parent(call.nspid, PG_GETARG_INT64(0), false, true);
+	job_fetch_parent(call.nspid, PG_GETARG_INT64(0), false, true, &parent);
 	for (i = 0; i < JOB_NSTATUS; i++)
-	{
-		bool		isnull;
-		int64		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-													SPI_tuptable->tupdesc,
-													5 + i, &isnull));
-
-		values[i] = Int64GetDatum(n);
-		total += n;
-	}
-	values[JOB_NSTATUS] = Int64GetDatum(total);
+		values[i] = Int64GetDatum(parent.counts.n[i]);
+	values[JOB_NSTATUS] = Int64GetDatum(child_counts_total(&parent.counts));
 	job_spi_finish();
 	job_call_end(&call);
 
@@ -366,8 +471,8 @@ batchjob_refresh_parent(PG_FUNCTION_ARGS)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	Oid			nspid = job_function_namespace(fcinfo);
-	Datum		values[1 + JOB_NSTATUS + 4];
-	int64		children = 0;
+	Datum		values[1 + FOLD_NVALUES];
+	int64		figures[FOLD_NVALUES];
 	int			i;
 	Datum		result;
 	JobCall		call;
@@ -378,30 +483,21 @@ batchjob_refresh_parent(PG_FUNCTION_ARGS)
 	job_call_invoker(fcinfo, &call);
 	job_spi_connect();
 	check_job_tenant(&call, PG_GETARG_INT64(0), MISSING_PARENT);
-	job_fetch_parent(nspid, PG_GETARG_INT64(0), true, false);
+	job_fetch_parent(nspid, PG_GETARG_INT64(0), true, false, NULL);
 
-	job_run_plan(job_plan(PLAN_CHILD_AGGREGATES, nspid), values, NULL, false,
-			 SPI_OK_SELECT, "summing the children");
-	for (i = 0; i < JOB_NSTATUS + 4; i++)
-	{
-		bool		isnull;
-
-		values[1 + i] = SPI_getbinval(SPI_tuptable->vals[0],
-									  SPI_tuptable->tupdesc, 1 + i, &isnull);
-		if (i < JOB_NSTATUS)
-			children += DatumGetInt64(values[1 + i]);
-	}
-	if (children == 0)
+	if (recount_children(nspid, PG_GETARG_INT64(0), figures) == 0)
 	{
 		/* nothing to sum; only counters claiming children can be wrong */
-		job_run_plan(job_plan(PLAN_CLEAR_CHILD_COUNTS, nspid), values, NULL,
-					 false, SPI_OK_UPDATE, "clearing the child counters");
+		job_run(&clear_child_counts, nspid, values, NULL, false,
+				SPI_OK_UPDATE, "clearing the child counters");
 		job_spi_finish();
 		PG_RETURN_NULL();
 	}
+	for (i = 0; i < FOLD_NVALUES; i++)
+		values[1 + i] = Int64GetDatum(figures[i]);
 
-	job_run_plan(job_plan(PLAN_REFRESH_APPLY, nspid), values, NULL, false,
-			 SPI_OK_UPDATE_RETURNING, "storing the parent's figures");
+	job_run(&store_figures, nspid, values, NULL, false,
+			SPI_OK_UPDATE_RETURNING, "storing the parent's figures");
 	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
 							  SPI_tuptable->tupdesc, caller);
 	job_spi_finish();
@@ -427,18 +523,18 @@ batchjob_next_pending(PG_FUNCTION_ARGS)
 
 	job_call_begin(fcinfo, &call);
 	job_spi_connect();
-	if (job_schema_is_v11(nspid))
+	if (job_schema(nspid) >= JOB_SCHEMA_1_1)
 	{
 		/* only the jobs of the tenants the caller acts for */
 		values[0] = tenant_scope_datum(nspid, call.role, &unrestricted);
 		if (unrestricted)
 			nulls[0] = 'n';
-		job_run_plan(job_plan(PLAN_NEXT_PENDING_V11, nspid), values, nulls,
-					 true, SPI_OK_SELECT, "finding the next job");
+		job_run(&next_pending, nspid, values, nulls, true, SPI_OK_SELECT,
+				"finding the next job");
 	}
 	else
-		job_run_plan(job_plan(PLAN_NEXT_PENDING, nspid), NULL, NULL, true,
-					 SPI_OK_SELECT, "finding the next job");
+		job_run(&next_pending_1_0, nspid, NULL, NULL, true, SPI_OK_SELECT,
+				"finding the next job");
 	if (SPI_processed == 0)
 	{
 		job_spi_finish();

@@ -1,8 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * src/batchjob.h
- *	  Shared declarations of the batchjob extension: job statuses, the
- *	  columns the C code reads, the prepared-plan cache and the status rules.
+ *	  Declarations shared by the parts of the batchjob extension, one
+ *	  section per file, in the order the files depend on each other: the
+ *	  leaves (errors, status rules, schema, statements) first, then the
+ *	  parts that use them.  No part calls one listed after it, except
+ *	  through the leaves: the call graph has no cycle.
  *
  *-------------------------------------------------------------------------
  */
@@ -16,6 +19,23 @@
 #include "utils/relcache.h"
 
 #include "compat.h"
+
+/* ---- src/errors.c: errors several parts raise, worded once ---- */
+
+/* How a function reports a job id that names no job. */
+typedef enum JobMissing
+{
+	MISSING_JOB,				/* P0002 job N does not exist */
+	MISSING_PARENT				/* 23503 parent job N does not exist */
+} JobMissing;
+
+extern void job_require_arg(FunctionCallInfo fcinfo, int argno,
+							const char *name);
+extern void job_report_missing(JobMissing missing, int64 job_id);
+extern void job_report_not_parent(int64 parent_id);
+extern void job_add_checked(int64 *acc, int64 value, int64 parent_id);
+
+/* ---- src/status.c: the job statuses and a parent's status rules ---- */
 
 /* The five job statuses; the order indexes the child_* counters. */
 typedef enum JobStatus
@@ -38,6 +58,36 @@ typedef struct ChildCounts
 {
 	int64		n[JOB_NSTATUS];
 } ChildCounts;
+
+/*
+ * How many children a parent's counters say it has: child_counts_total in
+ * C, JOB_CHILDREN_SQL(alias) in the statements (alias is "" or "t.").  A
+ * parent whose sum is 0 has no children yet and keeps figures of its own.
+ */
+#define JOB_CHILDREN_SQL(a) \
+	"(" a "child_pending + " a "child_processing + " a "child_completed" \
+	" + " a "child_failed + " a "child_cancelled)"
+
+extern JobStatus job_status_from_datum(Datum d, int64 job_id);
+extern int64 child_counts_total(const ChildCounts *counts);
+extern JobStatus derive_parent_status(const ChildCounts *counts,
+									  JobStatus current, bool fail_fast,
+									  bool started);
+extern char *parent_failure_message(const ChildCounts *counts);
+
+/* ---- src/schema.c: what the library knows of the installed schema ---- */
+
+/*
+ * The version of the extension's schema in a database: what the C code
+ * asks, and the one way it asks, whenever the scripts made a difference
+ * (src/schema.c says what each version changed).
+ */
+typedef enum JobSchema
+{
+	JOB_SCHEMA_1_0 = 10,
+	JOB_SCHEMA_1_1 = 11,
+	JOB_SCHEMA_1_2 = 12
+} JobSchema;
 
 /*
  * Attribute numbers of the batch_jobs columns the triggers read and write,
@@ -67,68 +117,54 @@ typedef struct JobColumns
 	AttrNumber	on_child_failure;
 } JobColumns;
 
-#define JOB_COLUMNS_V11(c) ((c)->on_child_failure != InvalidAttrNumber)
+extern void batchjob_init_schema_cache(void);
+extern JobSchema job_schema(Oid nspid);
+extern void job_check_nargs(FunctionCallInfo fcinfo, int nargs);
+extern const JobColumns *job_columns(Relation rel);
+extern Oid	job_function_namespace(FunctionCallInfo fcinfo);
 
-/* The statements the C code runs; each is prepared once per backend. */
-typedef enum JobPlan
-{
-	PLAN_ROLLUP_APPLY,
-	PLAN_TAKE_WAITING,
-	PLAN_INSERT_PARENT,
-	PLAN_PARENT_INFO,
-	PLAN_LOCK_PARENT,
-	PLAN_BATCH_EXISTS,
-	PLAN_HAS_CHILDREN,
-	PLAN_INSERT_CHILD,
-	PLAN_SPLIT,
-	PLAN_SET_TOTAL,
-	PLAN_CHILDREN,
-	PLAN_CHILD_AGGREGATES,
-	PLAN_REFRESH_APPLY,
-	PLAN_CLEAR_CHILD_COUNTS,
-	PLAN_NEXT_PENDING,
-	/* the same statements for the 1.1 schema */
-	PLAN_ROLLUP_APPLY_V11,
-	PLAN_INSERT_PARENT_V11,
-	PLAN_NEXT_PENDING_V11,
-	PLAN_PARENT_KIND,
-	PLAN_DROP_ALL_DELTAS,
-	PLAN_PENDING_PARENTS,
-	PLAN_ANY_DELTA,
-	PLAN_DROP_ORPHAN_DELTAS,
-	PLAN_WAITING_FOR_PARENT,
-	/* 1.1 only */
-	PLAN_CYCLE_CHECK,
-	PLAN_JOB_STATE,
-	PLAN_JOB_ROW,
-	PLAN_WORKER_TENANTS,
-	PLAN_FOREIGN_JOB,
-	PLAN_CLAIM,
-	PLAN_HEARTBEAT,
-	PLAN_PROGRESS,
-	PLAN_COMPLETE,
-	PLAN_FAIL,
-	PLAN_COMPLETE_MANY,
-	PLAN_FAIL_MANY,
-	PLAN_REAP,
-	PLAN_RETRY,
-	PLAN_RETRY_DESCENDANTS,
-	PLAN_CANCEL,
-	PLAN_CANCEL_DESCENDANTS,
-	PLAN_CANCEL_DESCENDANTS_SKIP_LOCKED,
-	PLAN_COUNT
-} JobPlan;
-
-/* Columns of the PLAN_JOB_STATE row, which explains a refused call. */
-#define JOB_STATE_STATUS		1
-#define JOB_STATE_IS_PARENT		2
-#define JOB_STATE_LOCKED_BY		3
-#define JOB_STATE_ATTEMPTS		4
+/* ---- src/spi_plans.c: prepared statements and returning their rows ---- */
 
 /*
- * A call of a function that workers and submitters use (src/tenant.c): the
- * role it acts for, and the user it switched from to work as the
- * extension's owner.
+ * A statement the C code runs, written in the file that runs it.  In its
+ * text, %1$s stands for the schema-qualified batch_jobs, %2$s for
+ * batch_job_deltas, %3$s for batch_job_workers and %% for a percent sign.
+ * Every function that runs one pins search_path to pg_catalog, pg_temp, so
+ * unqualified operators and functions in it can only be the built-in ones.
+ * job_plan prepares it once per backend and keeps the plan here.
+ */
+typedef struct JobStatement
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[10];
+	SPIPlanPtr	plan;			/* prepared for nspid, or NULL */
+	Oid			nspid;
+} JobStatement;
+
+extern SPIPlanPtr job_plan(JobStatement *stmt, Oid nspid);
+extern void job_spi_connect(void);
+extern void job_spi_finish(void);
+extern void job_run_plan(SPIPlanPtr plan, Datum *values, const char *nulls,
+						 bool read_only, int expected, const char *what);
+extern void job_run(JobStatement *stmt, Oid nspid, Datum *values,
+					const char *nulls, bool read_only, int expected,
+					const char *what);
+extern Datum job_result_datum(FunctionCallInfo fcinfo, HeapTuple tuple,
+							  TupleDesc desc, MemoryContext target);
+extern void job_return_tuptable(FunctionCallInfo fcinfo);
+extern void job_stream_plan(FunctionCallInfo fcinfo, SPIPlanPtr plan,
+							Datum *values, const char *nulls,
+							bool read_only);
+
+/* ---- src/tenant.c: tenant isolation and the acting role ---- */
+
+/* batchjob.tenant_isolation, defined in _PG_init */
+extern bool batchjob_tenant_isolation;
+
+/*
+ * A call of a function that workers and submitters use: the role it acts
+ * for, and the user it switched from to work as the extension's owner.
  */
 typedef struct JobCall
 {
@@ -139,46 +175,7 @@ typedef struct JobCall
 	int			save_sec_context;
 } JobCall;
 
-/* How a function reports a job id that names no job. */
-typedef enum JobMissing
-{
-	MISSING_JOB,				/* P0002 job N does not exist */
-	MISSING_PARENT				/* 23503 parent job N does not exist */
-} JobMissing;
-
-/* src/util.c */
-extern void job_report_missing(JobMissing missing, int64 job_id);
-extern void job_require_arg(FunctionCallInfo fcinfo, int argno,
-							const char *name);
-extern void job_spi_connect(void);
-extern void job_spi_finish(void);
-extern void job_run_plan(SPIPlanPtr plan, Datum *values, const char *nulls,
-						 bool read_only, int expected, const char *what);
-extern void job_fetch_parent(Oid nspid, int64 parent_id, bool lock,
-							 bool read_only);
-extern void batchjob_init_caches(void);
-extern JobStatus job_status_from_datum(Datum d, int64 job_id);
-extern const JobColumns *job_columns(Relation rel);
-extern SPIPlanPtr job_plan(JobPlan which, Oid nspid);
-extern Oid	job_function_namespace(FunctionCallInfo fcinfo);
-extern bool job_schema_is_v11(Oid nspid);
-extern JobStatus derive_parent_status(const ChildCounts *counts,
-									  JobStatus current, bool fail_fast,
-									  bool started);
-/* src/fold.c */
-#define FOLD_NVALUES (JOB_NSTATUS + 4)
-extern void batchjob_init_fold(void);
-extern bool lock_parent_for_fold(int64 parent_id, bool wait);
-extern void ensure_folder(Oid nspid);
-extern bool fold_parent(Oid nspid, bool v11, int64 parent_id,
-						const int64 *delta, bool wait);
-extern void defer_delta(Oid nspid, int64 parent_id, const int64 *delta);
-extern bool parent_still_there(Oid nspid, int64 parent_id);
-extern bool folder_is_busy(void);
-
-/* src/tenant.c */
-extern void batchjob_define_gucs(void);
-extern bool tenant_isolation_enabled(void);
+extern bool role_is_job_admin(Oid nspid, Oid roleid);
 extern Datum tenant_scope_datum(Oid nspid, Oid roleid, bool *isnull);
 extern void job_call_begin(FunctionCallInfo fcinfo, JobCall *call);
 extern void job_call_invoker(FunctionCallInfo fcinfo, JobCall *call);
@@ -188,9 +185,9 @@ extern int	jobs_hidden(const JobCall *call, Datum job_ids, int64 **hidden);
 extern void check_job_tenant(const JobCall *call, int64 job_id,
 							 JobMissing missing);
 extern void check_created_by(const JobCall *call, text *created_by);
-extern bool role_is_job_admin(Oid nspid, Oid roleid);
 
-/* src/limits.c: the bounds on one call (1.2) */
+/* ---- src/limits.c: the bounds on one call (1.2) ---- */
+
 #define BJ_CLAIM_MAX_JOBS		1000
 #define BJ_SPLIT_MAX_BATCHES	100000
 #define BJ_TOTAL_RECORDS_MAX	(INT64CONST(1) << 48)
@@ -200,16 +197,82 @@ extern void check_split_batches(int64 total, int32 batch_size,
 								int64 nbatches);
 extern void check_priority_ceiling(Oid nspid, Oid roleid, int32 priority);
 
-extern uint64 cancel_descendants(Oid nspid, int64 job_id, bool skip_locked);
-extern char *parent_failure_message(const ChildCounts *counts);
-extern void job_add_checked(int64 *acc, int64 value, int64 parent_id);
-extern void job_report_not_parent(int64 parent_id);
-extern int64 child_counts_total(const ChildCounts *counts);
-extern Datum job_result_datum(FunctionCallInfo fcinfo, HeapTuple tuple,
-							  TupleDesc desc, MemoryContext target);
-extern void job_return_tuptable(FunctionCallInfo fcinfo);
-extern void job_stream_plan(FunctionCallInfo fcinfo, SPIPlanPtr plan,
-							Datum *values, const char *nulls,
-							bool read_only);
+/*
+ * ---- the walk below a job: lifecycle.c runs it to cancel and retry,
+ * fold.c to cancel what a failing fail_fast parent leaves unfinished ----
+ */
+
+/*
+ * Selects, as j, every job below $1 at any depth; UNION, not UNION ALL, so
+ * that the walk ends even if it meets a cycle.
+ */
+#define DESCENDANTS_OF_1 \
+	"  WITH RECURSIVE d(job_id) AS (" \
+	"   SELECT job_id FROM %1$s WHERE parent_job_id = $1" \
+	"   UNION SELECT c.job_id FROM %1$s c JOIN d ON c.parent_job_id = d.job_id)" \
+	"  SELECT j.job_id FROM %1$s j WHERE j.job_id IN (SELECT job_id FROM d)"
+
+/*
+ * Cancels every unfinished leaf below $1 (and every parent there that has
+ * no children to follow), locked in job_id order so that two cancels, or a
+ * cancel and a batch completion, cannot deadlock.  Parents with children
+ * follow them through the rollup.  batchjob_cancel runs it waiting for
+ * rows; a fold that finds a fail_fast parent failing (src/fold.c) runs it
+ * with SKIP LOCKED, since it holds the parent's lock and a held child is
+ * being finished right now.
+ */
+#define CANCEL_DESCENDANTS_SQL(lock_option) \
+	"UPDATE %1$s SET status = 'CANCELLED'" \
+	" WHERE job_id = ANY (ARRAY(" \
+	DESCENDANTS_OF_1 \
+	"  AND j.status IN ('PENDING', 'PROCESSING')" \
+	"  AND (NOT j.is_parent OR " JOB_CHILDREN_SQL("j.") " = 0)" \
+	"  ORDER BY j.job_id FOR UPDATE" lock_option "))" \
+	" AND status IN ('PENDING', 'PROCESSING')"
+
+/* ---- src/fold.c: folding differences into parents, and the folder ---- */
+
+/* batchjob.defer_when_busy, defined in _PG_init */
+extern bool batchjob_defer_when_busy;
+
+/*
+ * A difference to a parent's figures, in this order: the five child
+ * counters (JobStatus order), total_records, processed_records,
+ * success_count, error_count.
+ */
+#define FOLD_NVALUES (JOB_NSTATUS + 4)
+
+/*
+ * A parent as the functions read it: its effective figures are the stored
+ * ones plus the differences waiting for it.  criteria and created_by point
+ * into SPI memory, valid until SPI_finish.
+ */
+typedef struct ParentInfo
+{
+	Datum		criteria;
+	bool		criteria_null;
+	Datum		priority;
+	Datum		created_by;
+	bool		created_by_null;
+	ChildCounts counts;
+} ParentInfo;
+
+extern void batchjob_init_fold(void);
+extern void job_fetch_parent(Oid nspid, int64 parent_id, bool lock,
+							 bool read_only, ParentInfo *info);
+extern int64 recount_children(Oid nspid, int64 parent_id,
+							  int64 figures[FOLD_NVALUES]);
+extern bool folder_is_busy(void);
+extern bool fold_parent(Oid nspid, int64 parent_id, const int64 *delta,
+						bool wait);
+extern void defer_delta(Oid nspid, int64 parent_id, const int64 *delta);
+extern bool parent_still_there(Oid nspid, int64 parent_id);
+extern bool differences_wait_for(Oid nspid, int64 parent_id);
+extern void drop_all_differences(Oid nspid);
+extern void ensure_folder(Oid nspid);
+
+/* ---- src/lifecycle.c: the worker lifecycle (1.1) ---- */
+
+extern bool job_has_children(Oid nspid, int64 job_id);
 
 #endif							/* BATCHJOB_H */

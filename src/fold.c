@@ -89,10 +89,211 @@
 
 #include "batchjob.h"
 
-PG_FUNCTION_INFO_V1(batchjob_fold);
-PG_FUNCTION_INFO_V1(batchjob_hold_folder_busy);
+BJ_FUNCTION_INFO_V1(batchjob_fold);
+BJ_FUNCTION_INFO_V1(batchjob_hold_folder_busy);
 
 PGDLLEXPORT void batchjob_folder_main(Datum main_arg);
+
+/*
+ * The statements on batch_job_deltas, and the ones that read a parent
+ * together with what waits for it: every one of them is here.
+ */
+
+/*
+ * A parent's effective figures: the stored ones plus the differences
+ * waiting for it.  A parent without children keeps figures of its own (a
+ * total given at creation); its first children replace them rather than
+ * add to them.  FOLD_APPLY_SQL stores exactly this; batchjob_refresh_parent
+ * computes it from the children; the batch_job_progress view and
+ * batchjob_verify() (batchjob--1.0--1.1.sql, batchjob--1.1--1.2.sql) read
+ * it the same way.
+ */
+#define ADD_FIGURES(pending, processing, completed, failed, cancelled, \
+					total, processed, success, errors) \
+	" child_pending = t.child_pending + " pending "," \
+	" child_processing = t.child_processing + " processing "," \
+	" child_completed = t.child_completed + " completed "," \
+	" child_failed = t.child_failed + " failed "," \
+	" child_cancelled = t.child_cancelled + " cancelled "," \
+	" total_records = CASE WHEN " NO_CHILDREN_YET_T \
+	"  THEN 0 ELSE coalesce(t.total_records, 0) END + " total "," \
+	" processed_records = CASE WHEN " NO_CHILDREN_YET_T \
+	"  THEN 0 ELSE t.processed_records END + " processed "," \
+	" success_count = CASE WHEN " NO_CHILDREN_YET_T \
+	"  THEN 0 ELSE t.success_count END + " success "," \
+	" error_count = CASE WHEN " NO_CHILDREN_YET_T \
+	"  THEN 0 ELSE t.error_count END + " errors
+
+#define NO_CHILDREN_YET_T JOB_CHILDREN_SQL("t.") " = 0"
+
+/*
+ * A fold: a difference ($2..$10) into parent $1, by one plain UPDATE.  The
+ * caller holds the right to fold, so no other fold runs; the UPDATE takes
+ * the row lock (waiting, at most, behind a plain UPDATE of the parent).
+ * The difference is the statement's own plus whatever take_waiting took
+ * out of batch_job_deltas just before.  Returns whether the job is a parent
+ * and, from 1.1 on, whether a fail_fast parent now has a failed child and
+ * unfinished ones.
+ */
+#define FOLD_APPLY_SQL(fail_fast_pending) \
+	"UPDATE %1$s t SET" \
+	ADD_FIGURES("$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10") \
+	" WHERE t.job_id = $1 RETURNING t.is_parent, " fail_fast_pending
+
+#define Anum_fold_apply_is_parent		1
+#define Anum_fold_apply_fail_fast		2
+
+#define FOLD_ARGTYPES \
+	{INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, \
+	 INT8OID, INT8OID, INT8OID, INT8OID}
+
+static JobStatement fold_apply = {
+	.sql = FOLD_APPLY_SQL("t.on_child_failure = 'fail_fast'"
+						  " AND t.child_failed > 0"
+						  " AND t.child_pending + t.child_processing > 0"),
+	.nargs = 10, .argtypes = FOLD_ARGTYPES
+};
+
+/* a 1.0 schema has no fail_fast */
+static JobStatement fold_apply_1_0 = {
+	.sql = FOLD_APPLY_SQL("false"), .nargs = 10, .argtypes = FOLD_ARGTYPES
+};
+
+/*
+ * The differences waiting for parent $1, taken out to be folded in by the
+ * same transaction: each is folded exactly once, and those committed after
+ * this statement's snapshot wait for the next fold.  An index probe that
+ * usually finds nothing.  Columns in FOLD_NVALUES order.
+ */
+static JobStatement take_waiting = {
+	.sql = "DELETE FROM %2$s WHERE parent_job_id = $1 RETURNING child_pending,"
+	" child_processing, child_completed, child_failed, child_cancelled,"
+	" total_records, processed_records, success_count, error_count",
+	.nargs = 1, .argtypes = {INT8OID}
+};
+
+/* the first column of a difference; the others follow in FOLD_NVALUES order */
+#define Anum_waiting_child_pending		1
+
+/*
+ * A parent as the functions read it (ParentInfo): the child counts include
+ * the differences not folded in yet.
+ */
+static JobStatement parent_info = {
+	.sql = "SELECT p.is_parent, p.criteria, p.priority, p.created_by,"
+	" p.child_pending + d.pending, p.child_processing + d.processing,"
+	" p.child_completed + d.completed, p.child_failed + d.failed,"
+	" p.child_cancelled + d.cancelled"
+	" FROM %1$s p, LATERAL (SELECT"
+	"  coalesce(sum(child_pending), 0)::int8 AS pending,"
+	"  coalesce(sum(child_processing), 0)::int8 AS processing,"
+	"  coalesce(sum(child_completed), 0)::int8 AS completed,"
+	"  coalesce(sum(child_failed), 0)::int8 AS failed,"
+	"  coalesce(sum(child_cancelled), 0)::int8 AS cancelled"
+	"  FROM %2$s WHERE parent_job_id = $1) d"
+	" WHERE p.job_id = $1",
+	.nargs = 1, .argtypes = {INT8OID}
+};
+
+#define Anum_parent_info_is_parent		1
+#define Anum_parent_info_criteria		2
+#define Anum_parent_info_priority		3
+#define Anum_parent_info_created_by		4
+#define Anum_parent_info_child_pending	5	/* the others follow in
+											 * JobStatus order */
+
+/* a parent's row lock, for the paths that change its set of children */
+static JobStatement lock_parent = {
+	.sql = "SELECT is_parent FROM %1$s WHERE job_id = $1 FOR NO KEY UPDATE",
+	.nargs = 1, .argtypes = {INT8OID}
+};
+
+#define Anum_lock_parent_is_parent		1
+
+/* whether $1 exists, and is a parent, before a difference is left for it */
+static JobStatement parent_kind = {
+	.sql = "SELECT is_parent FROM %1$s WHERE job_id = $1",
+	.nargs = 1, .argtypes = {INT8OID}
+};
+
+#define Anum_parent_kind_is_parent		1
+
+/*
+ * A parent's figures recounted from its children (batchjob_refresh_parent).
+ * One statement, so one snapshot: the differences deleted are exactly those
+ * of the child changes the sums see.  Columns in FOLD_NVALUES order.
+ */
+static JobStatement recount = {
+	.sql = "WITH folded AS (DELETE FROM %2$s WHERE parent_job_id = $1)"
+	" SELECT count(*) FILTER (WHERE status = 'PENDING'),"
+	" count(*) FILTER (WHERE status = 'PROCESSING'),"
+	" count(*) FILTER (WHERE status = 'COMPLETED'),"
+	" count(*) FILTER (WHERE status = 'FAILED'),"
+	" count(*) FILTER (WHERE status = 'CANCELLED'),"
+	" coalesce(sum(total_records), 0)::int8,"
+	" coalesce(sum(processed_records), 0)::int8,"
+	" coalesce(sum(success_count), 0)::int8,"
+	" coalesce(sum(error_count), 0)::int8"
+	" FROM %1$s WHERE parent_job_id = $1",
+	.nargs = 1, .argtypes = {INT8OID}
+};
+
+/* the first column of the recount; the others follow in FOLD_NVALUES order */
+#define Anum_recount_pending			1
+
+/* TRUNCATE of batch_jobs: no difference can still be meant for anything */
+static JobStatement drop_all_deltas = {
+	.sql = "DELETE FROM %2$s", .nargs = 0
+};
+
+/* is any difference waiting at all?  (ensure_folder) */
+static JobStatement any_delta = {
+	.sql = "SELECT FROM %2$s LIMIT 1", .nargs = 0
+};
+
+/* a round's worth of parents, after $1: see FOLDER_ROUND_PARENTS */
+static JobStatement pending_parents = {
+	.sql = "SELECT DISTINCT parent_job_id FROM %2$s WHERE parent_job_id > $1"
+	" ORDER BY 1 LIMIT 32",
+	.nargs = 1, .argtypes = {INT8OID}
+};
+
+#define Anum_pending_parents_parent_job_id	1
+
+/* the differences left for a parent that is gone */
+static JobStatement drop_orphan_deltas = {
+	.sql = "DELETE FROM %2$s WHERE parent_job_id = $1"
+	" AND NOT EXISTS (SELECT FROM %1$s WHERE job_id = $1)",
+	.nargs = 1, .argtypes = {INT8OID}
+};
+
+/* does any difference wait for parent $1?  An index probe */
+static JobStatement waiting_for_parent = {
+	.sql = "SELECT FROM %2$s WHERE parent_job_id = $1 LIMIT 1",
+	.nargs = 1, .argtypes = {INT8OID}
+};
+
+/* a fail_fast parent's unfinished descendants (batchjob.h) */
+static JobStatement cancel_descendants_skip_locked = {
+	.sql = CANCEL_DESCENDANTS_SQL(" SKIP LOCKED"),
+	.nargs = 1, .argtypes = {INT8OID}
+};
+
+/*
+ * The extension in the folder's database: its schema, its owner (whom the
+ * folder works as) and its batch_job_deltas.
+ */
+#define FOLDER_EXTENSION_SQL \
+	"SELECT e.extnamespace, e.extowner, c.oid" \
+	" FROM pg_catalog.pg_extension e" \
+	" LEFT JOIN pg_catalog.pg_class c" \
+	" ON c.relnamespace OPERATOR(pg_catalog.=) e.extnamespace" \
+	" AND c.relname OPERATOR(pg_catalog.=) 'batch_job_deltas'" \
+	" WHERE e.extname OPERATOR(pg_catalog.=) 'batchjob'"
+
+#define Anum_folder_extension_nspid		1
+#define Anum_folder_extension_owner		2
+#define Anum_folder_extension_deltas	3
 
 /* How long the folder sleeps between rounds, and stays after the last. */
 #define FOLDER_NAP_MS		10
@@ -160,6 +361,10 @@ typedef enum BatchjobLock
 	BJ_LOCK_FOLDER_START = 6	/* a backend is starting a folder */
 } BatchjobLock;
 
+/*
+ * The tag of one of the database-wide locks: every one is built here, so
+ * that the key space stays the one described above.
+ */
 static void
 batchjob_locktag(LOCKTAG *tag, Oid dbid, BatchjobLock kind)
 {
@@ -188,8 +393,11 @@ static uint64 rows_folded = 0;
 /* Is this process a folder holding its database's folder lock? */
 static bool folder_holds_lock = false;
 
-/* batchjob.defer_when_busy: do rollups leave their work to a busy folder? */
-static bool defer_when_busy = true;
+/*
+ * batchjob.defer_when_busy: do rollups leave their work to a busy folder?
+ * Defined in _PG_init.
+ */
+bool		batchjob_defer_when_busy = true;
 
 /*
  * Is nobody else holding the lock in a conflicting mode?  Takes it without
@@ -216,7 +424,7 @@ folder_is_busy(void)
 {
 	LOCKTAG		tag;
 
-	if (!defer_when_busy)
+	if (!batchjob_defer_when_busy)
 		return false;
 	batchjob_locktag(&tag, MyDatabaseId, BJ_LOCK_FOLDER_BUSY);
 	return !lock_free_now(&tag, ShareLock);
@@ -236,7 +444,7 @@ folder_is_busy(void)
  * holder waits for the row only behind a transaction that does not fold
  * (a plain UPDATE of the parent row), which never waits for a fold.
  */
-bool
+static bool
 lock_parent_for_fold(int64 parent_id, bool wait)
 {
 	LOCKTAG		tag;
@@ -260,18 +468,125 @@ parent_still_there(Oid nspid, int64 parent_id)
 	Datum		values[1] = {Int64GetDatum(parent_id)};
 	bool		isnull;
 
-	job_run_plan(job_plan(PLAN_PARENT_KIND, nspid), values, NULL, false,
-				 SPI_OK_SELECT, "reading the parent");
+	job_run(&parent_kind, nspid, values, NULL, false, SPI_OK_SELECT,
+			"reading the parent");
 	if (SPI_processed == 0)
 	{
-		job_run_plan(job_plan(PLAN_DROP_ORPHAN_DELTAS, nspid), values, NULL,
-					 false, SPI_OK_DELETE, "dropping orphaned differences");
+		job_run(&drop_orphan_deltas, nspid, values, NULL, false,
+				SPI_OK_DELETE, "dropping orphaned differences");
 		return false;
 	}
 	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-									SPI_tuptable->tupdesc, 1, &isnull)))
+									SPI_tuptable->tupdesc,
+									Anum_parent_kind_is_parent, &isnull)))
 		job_report_not_parent(parent_id);
 	return true;
+}
+
+/*
+ * Reads the job a parent_job_id argument names and checks that it is a
+ * parent: 23503 when there is no such job, 22023 when it is not a parent.
+ * With lock, the caller takes the right to fold into the parent and then
+ * its row lock (FOR NO KEY UPDATE), waiting for both; this serializes
+ * callers that are about to change its set of children, and keeps workers
+ * that find the parent busy from waiting behind them.  Without lock, fills
+ * *info (which may be NULL) with the parent's effective figures.  Must be
+ * connected to SPI.
+ */
+void
+job_fetch_parent(Oid nspid, int64 parent_id, bool lock, bool read_only,
+				 ParentInfo *info)
+{
+	Datum		values[1] = {Int64GetDatum(parent_id)};
+	HeapTuple	row;
+	TupleDesc	desc;
+	bool		isnull;
+	int			i;
+
+	Assert(!(lock && info != NULL));
+	if (lock)
+		(void) lock_parent_for_fold(parent_id, true);
+	job_run(lock ? &lock_parent : &parent_info, nspid, values, NULL,
+			read_only, SPI_OK_SELECT, "reading the parent");
+	if (SPI_processed == 0)
+		job_report_missing(MISSING_PARENT, parent_id);
+	row = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	if (!DatumGetBool(SPI_getbinval(row, desc,
+									lock ? Anum_lock_parent_is_parent :
+									Anum_parent_info_is_parent, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("job " INT64_FORMAT " is not a parent job", parent_id),
+				 errhint("Create parents with batchjob_create_parent().")));
+	if (info == NULL)
+		return;
+	info->criteria = SPI_getbinval(row, desc, Anum_parent_info_criteria,
+								   &info->criteria_null);
+	info->priority = SPI_getbinval(row, desc, Anum_parent_info_priority,
+								   &isnull);
+	info->created_by = SPI_getbinval(row, desc, Anum_parent_info_created_by,
+									 &info->created_by_null);
+	for (i = 0; i < JOB_NSTATUS; i++)
+		info->counts.n[i] =
+			DatumGetInt64(SPI_getbinval(row, desc,
+										Anum_parent_info_child_pending + i,
+										&isnull));
+}
+
+/*
+ * A parent's figures recounted from all its children, in FOLD_NVALUES
+ * order, dropping the differences waiting for it in the same snapshot
+ * (the sums already include them); returns how many children it has.  The
+ * caller holds the parent's lock (job_fetch_parent with lock).  Must be
+ * connected to SPI.
+ */
+int64
+recount_children(Oid nspid, int64 parent_id, int64 figures[FOLD_NVALUES])
+{
+	Datum		values[1] = {Int64GetDatum(parent_id)};
+	ChildCounts counts;
+	int			i;
+
+	job_run(&recount, nspid, values, NULL, false, SPI_OK_SELECT,
+			"summing the children");
+	for (i = 0; i < FOLD_NVALUES; i++)
+	{
+		bool		isnull;
+
+		figures[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc,
+												 Anum_recount_pending + i,
+												 &isnull));
+		if (i < JOB_NSTATUS)
+			counts.n[i] = figures[i];
+	}
+	return child_counts_total(&counts);
+}
+
+/*
+ * Whether any difference waits for parent_id: an index probe.  Must be
+ * connected to SPI.
+ */
+bool
+differences_wait_for(Oid nspid, int64 parent_id)
+{
+	Datum		values[1] = {Int64GetDatum(parent_id)};
+
+	job_run(&waiting_for_parent, nspid, values, NULL, false, SPI_OK_SELECT,
+			"looking for waiting differences");
+	return SPI_processed > 0;
+}
+
+/*
+ * Drops every waiting difference: after TRUNCATE of batch_jobs none can be
+ * meant for anything.  Must be connected to SPI.
+ */
+void
+drop_all_differences(Oid nspid)
+{
+	job_run(&drop_all_deltas, nspid, NULL, NULL, false, SPI_OK_DELETE,
+			"dropping waiting differences");
 }
 
 /*
@@ -282,8 +597,7 @@ parent_still_there(Oid nspid, int64 parent_id)
  * 22023 when the job is not a parent.  Must be connected to SPI.
  */
 bool
-fold_parent(Oid nspid, bool v11, int64 parent_id, const int64 *delta,
-			bool wait)
+fold_parent(Oid nspid, int64 parent_id, const int64 *delta, bool wait)
 {
 	Datum		values[1 + FOLD_NVALUES];
 	int64		sum[FOLD_NVALUES];
@@ -311,8 +625,8 @@ fold_parent(Oid nspid, bool v11, int64 parent_id, const int64 *delta,
 		sum[i] = delta ? delta[i] : 0;
 		any |= (sum[i] != 0);
 	}
-	job_run_plan(job_plan(PLAN_TAKE_WAITING, nspid), values, NULL, false,
-				 SPI_OK_DELETE_RETURNING, "taking the waiting differences");
+	job_run(&take_waiting, nspid, values, NULL, false,
+			SPI_OK_DELETE_RETURNING, "taking the waiting differences");
 	rows_folded += SPI_processed;
 	for (row = 0; row < SPI_processed; row++)
 	{
@@ -321,7 +635,8 @@ fold_parent(Oid nspid, bool v11, int64 parent_id, const int64 *delta,
 			job_add_checked(&sum[i],
 							DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[row],
 														SPI_tuptable->tupdesc,
-														i + 1, &isnull)),
+														Anum_waiting_child_pending + i,
+														&isnull)),
 							parent_id);
 		}
 		any = true;
@@ -331,8 +646,8 @@ fold_parent(Oid nspid, bool v11, int64 parent_id, const int64 *delta,
 
 	for (i = 0; i < FOLD_NVALUES; i++)
 		values[1 + i] = Int64GetDatum(sum[i]);
-	rc = SPI_execute_plan(job_plan(v11 ? PLAN_ROLLUP_APPLY_V11 : PLAN_ROLLUP_APPLY,
-								   nspid),
+	rc = SPI_execute_plan(job_plan(job_schema(nspid) >= JOB_SCHEMA_1_1 ?
+								   &fold_apply : &fold_apply_1_0, nspid),
 						  values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "rollup of parent job " INT64_FORMAT " failed: %s",
@@ -341,19 +656,28 @@ fold_parent(Oid nspid, bool v11, int64 parent_id, const int64 *delta,
 		return true;			/* gone, its children with it */
 
 	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-									SPI_tuptable->tupdesc, 1, &isnull)))
+									SPI_tuptable->tupdesc,
+									Anum_fold_apply_is_parent, &isnull)))
 		job_report_not_parent(parent_id);
 
-	/* fail_fast: the parent has a failed child and unfinished ones */
+	/*
+	 * fail_fast: the parent has a failed child and unfinished ones.  Rows
+	 * another transaction holds are left alone: they are being finished
+	 * right now, and waiting for them while holding the parent's lock could
+	 * deadlock.
+	 */
 	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-								   SPI_tuptable->tupdesc, 2, &isnull)) &&
+								   SPI_tuptable->tupdesc,
+								   Anum_fold_apply_fail_fast, &isnull)) &&
 		!isnull)
-		(void) cancel_descendants(nspid, parent_id, true);
+		job_run(&cancel_descendants_skip_locked, nspid, values, NULL, false,
+				SPI_OK_UPDATE, "cancelling the jobs below a fail_fast parent");
 	return true;
 }
 
-static uint64 fold_waiting(Oid nspid, bool v11, uint64 *nfolded);
+static uint64 fold_waiting(Oid nspid, uint64 *nfolded);
 
+/* list_sort order for deferred parents: ascending ids, as every fold path. */
 static int
 compare_int64_cells(const ListCell *a, const ListCell *b)
 {
@@ -466,8 +790,8 @@ ensure_folder(Oid nspid)
 		!TimestampDifferenceExceeds(last_look, now, 1000))
 		return;
 	last_look = now;
-	job_run_plan(job_plan(PLAN_ANY_DELTA, nspid), NULL, NULL, true,
-				 SPI_OK_SELECT, "looking for waiting differences");
+	job_run(&any_delta, nspid, NULL, NULL, true, SPI_OK_SELECT,
+			"looking for waiting differences");
 	if (SPI_processed > 0)
 	{
 		/* the pre-commit check does the rest */
@@ -553,7 +877,6 @@ fold_own_differences(void)
 	Oid			save_userid;
 	int			save_sec_context;
 	int			save_nestlevel;
-	bool		v11;
 	int			i;
 
 	/*
@@ -571,16 +894,15 @@ fold_own_differences(void)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	v11 = job_schema_is_v11(deferred_nspid);
 	if (leftovers_in_xact)
-		(void) fold_waiting(deferred_nspid, v11, NULL);
+		(void) fold_waiting(deferred_nspid, NULL);
 	list_sort(deferred_parents, compare_int64_cells);
 	/* the list may grow while it is walked: a nested parent defers */
 	for (i = 0; i < list_length(deferred_parents); i++)
 	{
 		int64		parent_id = *(int64 *) list_nth(deferred_parents, i);
 
-		(void) fold_parent(deferred_nspid, v11, parent_id, NULL, true);
+		(void) fold_parent(deferred_nspid, parent_id, NULL, true);
 	}
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
@@ -638,6 +960,10 @@ make_sure_of_folder(void)
 	PG_END_TRY();
 }
 
+/*
+ * Forgets what the ending transaction deferred; its list lived in
+ * TopTransactionContext, which goes with it.
+ */
 static void
 reset_xact_state(void)
 {
@@ -646,6 +972,10 @@ reset_xact_state(void)
 	deferred_parents = NIL;		/* freed with TopTransactionContext */
 }
 
+/*
+ * Transaction callback: just before a commit or prepare, make sure a folder
+ * will fold what the transaction deferred; at its end, forget it.
+ */
 static void
 fold_xact_callback(XactEvent event, void *arg)
 {
@@ -668,18 +998,14 @@ fold_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/*
+ * Called once from _PG_init: the pre-commit check that a folder will fold
+ * what the transaction deferred, and the reset after it.
+ */
 void
 batchjob_init_fold(void)
 {
 	RegisterXactCallback(fold_xact_callback, NULL);
-	DefineCustomBoolVariable("batchjob.defer_when_busy",
-							 "Leaves rollup differences to the folder while it is busy.",
-							 "Off: every rollup updates its parent at once unless another transaction is folding into it.",
-							 &defer_when_busy,
-							 true,
-							 PGC_USERSET,
-							 0,
-							 NULL, NULL, NULL);
 }
 
 /*
@@ -688,7 +1014,7 @@ batchjob_init_fold(void)
  * parents are left with differences.  Must be connected to SPI.
  */
 static uint64
-fold_waiting(Oid nspid, bool v11, uint64 *nfolded)
+fold_waiting(Oid nspid, uint64 *nfolded)
 {
 	int64		after = PG_INT64_MIN;
 	uint64		left = 0;
@@ -702,20 +1028,21 @@ fold_waiting(Oid nspid, bool v11, uint64 *nfolded)
 		bool		isnull;
 
 		values[0] = Int64GetDatum(after);
-		job_run_plan(job_plan(PLAN_PENDING_PARENTS, nspid), values, NULL,
-					 false, SPI_OK_SELECT, "finding waiting differences");
+		job_run(&pending_parents, nspid, values, NULL, false, SPI_OK_SELECT,
+				"finding waiting differences");
 		nparents = SPI_processed;
 		if (nparents == 0)
 			break;
 		for (i = 0; i < nparents; i++)
 			parents[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
-													 SPI_tuptable->tupdesc, 1,
+													 SPI_tuptable->tupdesc,
+													 Anum_pending_parents_parent_job_id,
 													 &isnull));
 		after = parents[nparents - 1];
 		for (i = 0; i < nparents; i++)
 		{
 			/* a deleted parent's differences go too, either way */
-			if (!fold_parent(nspid, v11, parents[i], NULL, false))
+			if (!fold_parent(nspid, parents[i], NULL, false))
 				left++;
 			else if (nfolded)
 				(*nfolded)++;
@@ -728,23 +1055,33 @@ fold_waiting(Oid nspid, bool v11, uint64 *nfolded)
  * batchjob_fold(parent_job_id DEFAULT NULL): folds the waiting differences
  * of one parent, waiting for its right to fold if another transaction
  * holds it, or of every parent (skipping those held right now).  Returns
- * how many parents it folded.  Never needed for correctness; handy in tests
- * and after a restore.
+ * how many parents it folded: for one parent, 1 when it exists and 0 when
+ * there is no such parent (its differences, if any, are dropped).  Never
+ * needed for correctness; handy in tests and after a restore.
  */
 Datum
 batchjob_fold(PG_FUNCTION_ARGS)
 {
 	Oid			nspid = job_function_namespace(fcinfo);
-	bool		v11 = job_schema_is_v11(nspid);
 	uint64		n = 0;
 
 	job_spi_connect();
 	if (PG_ARGISNULL(0))
-		(void) fold_waiting(nspid, v11, &n);
+		(void) fold_waiting(nspid, &n);
 	else
 	{
-		(void) fold_parent(nspid, v11, PG_GETARG_INT64(0), NULL, true);
-		n = 1;
+		int64		parent_id = PG_GETARG_INT64(0);
+		Datum		values[1] = {Int64GetDatum(parent_id)};
+		bool		isnull;
+
+		(void) fold_parent(nspid, parent_id, NULL, true);
+		job_run(&parent_kind, nspid, values, NULL, false, SPI_OK_SELECT,
+				"reading the parent");
+		if (SPI_processed > 0 &&
+			DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc,
+									   Anum_parent_kind_is_parent, &isnull)))
+			n = 1;
 	}
 	job_spi_finish();
 	PG_RETURN_INT64((int64) n);
@@ -792,6 +1129,7 @@ typedef struct FoldTrouble
 
 static HTAB *fold_troubles = NULL;
 
+/* The trouble entry of a parent, created on demand when create is true. */
 static FoldTrouble *
 fold_trouble(int64 parent_id, bool create)
 {
@@ -830,7 +1168,7 @@ fold_trouble(int64 parent_id, bool create)
  * for a later round, -1 when the fold failed.
  */
 static int
-folder_fold_parent(Oid nspid, bool v11, int64 parent_id)
+folder_fold_parent(Oid nspid, int64 parent_id)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -840,7 +1178,7 @@ folder_fold_parent(Oid nspid, bool v11, int64 parent_id)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		result = fold_parent(nspid, v11, parent_id, NULL, false) ? 1 : 0;
+		result = fold_parent(nspid, parent_id, NULL, false) ? 1 : 0;
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
@@ -981,13 +1319,7 @@ folder_round(bool final_sweep, int64 *cursor, bool *idle, uint64 *nrows)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT e.extnamespace, e.extowner, c.oid"
-					" FROM pg_catalog.pg_extension e"
-					" LEFT JOIN pg_catalog.pg_class c"
-					" ON c.relnamespace OPERATOR(pg_catalog.=) e.extnamespace"
-					" AND c.relname OPERATOR(pg_catalog.=) 'batch_job_deltas'"
-					" WHERE e.extname OPERATOR(pg_catalog.=) 'batchjob'",
-					true, 0) != SPI_OK_SELECT)
+	if (SPI_execute(FOLDER_EXTENSION_SQL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not look up the batchjob extension");
 	if (SPI_processed > 0)
 	{
@@ -995,9 +1327,15 @@ folder_round(bool final_sweep, int64 *cursor, bool *idle, uint64 *nrows)
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		Oid			deltas;
 
-		nspid = DatumGetObjectId(SPI_getbinval(row, desc, 1, &isnull));
-		owner = DatumGetObjectId(SPI_getbinval(row, desc, 2, &isnull));
-		deltas = DatumGetObjectId(SPI_getbinval(row, desc, 3, &isnull));
+		nspid = DatumGetObjectId(SPI_getbinval(row, desc,
+											   Anum_folder_extension_nspid,
+											   &isnull));
+		owner = DatumGetObjectId(SPI_getbinval(row, desc,
+											   Anum_folder_extension_owner,
+											   &isnull));
+		deltas = DatumGetObjectId(SPI_getbinval(row, desc,
+												Anum_folder_extension_deltas,
+												&isnull));
 		folder_deltas_relid = isnull ? InvalidOid : deltas;
 		if (final_sweep && !isnull)
 		{
@@ -1009,7 +1347,6 @@ folder_round(bool final_sweep, int64 *cursor, bool *idle, uint64 *nrows)
 
 	if (OidIsValid(nspid))
 	{
-		bool		v11 = job_schema_is_v11(nspid);
 		Oid			save_userid;
 		int			save_sec_context;
 		Datum		values[1];
@@ -1022,19 +1359,20 @@ folder_round(bool final_sweep, int64 *cursor, bool *idle, uint64 *nrows)
 							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 
 		values[0] = Int64GetDatum(*cursor);
-		job_run_plan(job_plan(PLAN_PENDING_PARENTS, nspid), values, NULL,
-					 false, SPI_OK_SELECT, "finding waiting differences");
+		job_run(&pending_parents, nspid, values, NULL, false, SPI_OK_SELECT,
+				"finding waiting differences");
 		if (SPI_processed == 0 && *cursor != PG_INT64_MIN)
 		{
 			*cursor = PG_INT64_MIN;
 			values[0] = Int64GetDatum(*cursor);
-			job_run_plan(job_plan(PLAN_PENDING_PARENTS, nspid), values, NULL,
-						 false, SPI_OK_SELECT, "finding waiting differences");
+			job_run(&pending_parents, nspid, values, NULL, false,
+					SPI_OK_SELECT, "finding waiting differences");
 		}
 		nparents = SPI_processed;
 		for (i = 0; i < nparents; i++)
 			parents[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
-													 SPI_tuptable->tupdesc, 1,
+													 SPI_tuptable->tupdesc,
+													 Anum_pending_parents_parent_job_id,
 													 &isnull));
 		/* a full round may not be all: come back without a quiet spell */
 		left = nparents == FOLDER_ROUND_PARENTS ? 1 : 0;
@@ -1042,7 +1380,7 @@ folder_round(bool final_sweep, int64 *cursor, bool *idle, uint64 *nrows)
 			parents[nparents - 1] : PG_INT64_MIN;
 		for (i = 0; i < nparents; i++)
 		{
-			int			r = folder_fold_parent(nspid, v11, parents[i]);
+			int			r = folder_fold_parent(nspid, parents[i]);
 
 			if (r > 0)
 				nfolded++;
@@ -1126,7 +1464,7 @@ folder_settings(void)
 		{"enable_seqscan", "off"},
 		{"enable_bitmapscan", "off"},
 	};
-	int			i;
+	size_t		i;
 
 	for (i = 0; i < lengthof(settings); i++)
 		SetConfigOption(settings[i][0], settings[i][1], PGC_SUSET,

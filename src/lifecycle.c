@@ -35,16 +35,201 @@
 
 #include "batchjob.h"
 
-PG_FUNCTION_INFO_V1(batchjob_claim);
-PG_FUNCTION_INFO_V1(batchjob_heartbeat);
-PG_FUNCTION_INFO_V1(batchjob_progress);
-PG_FUNCTION_INFO_V1(batchjob_complete);
-PG_FUNCTION_INFO_V1(batchjob_fail);
-PG_FUNCTION_INFO_V1(batchjob_complete_many);
-PG_FUNCTION_INFO_V1(batchjob_fail_many);
-PG_FUNCTION_INFO_V1(batchjob_reap);
-PG_FUNCTION_INFO_V1(batchjob_retry);
-PG_FUNCTION_INFO_V1(batchjob_cancel);
+BJ_FUNCTION_INFO_V1(batchjob_claim);
+BJ_FUNCTION_INFO_V1(batchjob_heartbeat);
+BJ_FUNCTION_INFO_V1(batchjob_progress);
+BJ_FUNCTION_INFO_V1(batchjob_complete);
+BJ_FUNCTION_INFO_V1(batchjob_fail);
+BJ_FUNCTION_INFO_V1(batchjob_complete_many);
+BJ_FUNCTION_INFO_V1(batchjob_fail_many);
+BJ_FUNCTION_INFO_V1(batchjob_reap);
+BJ_FUNCTION_INFO_V1(batchjob_retry);
+BJ_FUNCTION_INFO_V1(batchjob_cancel);
+
+/*
+ * The statements of the lifecycle.  Each states in its WHERE clause the
+ * transition it makes; see the file header.
+ */
+
+/*
+ * The claim a worker call names (1.2): the job must be held by worker $n,
+ * and be in attempt $n (the attempts value batchjob_claim returned), when
+ * those are given (not NULL).  A claim increments attempts, so a worker
+ * whose job was reaped and claimed again, even under the same worker name,
+ * no longer matches.
+ */
+#define HELD_BY(param) \
+	" AND (" param "::text IS NULL OR locked_by = " param ")"
+#define HELD_IN_ATTEMPT(param) \
+	" AND (" param "::int4 IS NULL OR attempts = " param ")"
+
+/*
+ * The jobs of the array $1 that cond admits, locked in ascending job_id
+ * order whatever plan the planner picks, so that two batch calls, or a
+ * batch call and a cancel (which locks in the same order), cannot
+ * deadlock.  The UPDATE around it checks cond again on the locked rows.
+ */
+#define LOCKED_IN_ORDER(cond) \
+	"job_id = ANY (ARRAY(SELECT job_id FROM %1$s" \
+	"  WHERE job_id = ANY ($1) AND " cond \
+	"  ORDER BY job_id FOR UPDATE))"
+
+/*
+ * Fails the PROCESSING jobs the WHERE clause names ($2 the error, $3
+ * whether to retry).  Backoff before retry n: 2^(n-1) seconds, capped at
+ * 2^12 s (about an hour; the exponent is capped before power() can
+ * overflow), times a random factor in [0.5, 1.5) so that jobs failed
+ * together do not come back together.
+ */
+#define FAIL_SQL(where) \
+	"UPDATE %1$s SET error_details = $2," \
+	" status = CASE WHEN $3 AND attempts < max_attempts" \
+	"  THEN 'PENDING' ELSE 'FAILED' END," \
+	" run_at = CASE WHEN $3 AND attempts < max_attempts" \
+	"  THEN clock_timestamp() + make_interval(secs =>" \
+	"   least(3600.0, power(2.0, least(greatest(attempts - 1, 0), 12)::float8))" \
+	"   * (0.5 + random()))" \
+	"  ELSE run_at END" \
+	" WHERE " where " AND status = 'PROCESSING' AND NOT is_parent"
+
+/* a job's state, to explain a refused call */
+static JobStatement read_state = {
+	.sql = "SELECT status, is_parent, locked_by, attempts FROM %1$s"
+	" WHERE job_id = $1",
+	.nargs = 1, .argtypes = {INT8OID}
+};
+
+#define Anum_job_state_status		1
+#define Anum_job_state_is_parent	2
+#define Anum_job_state_locked_by	3
+#define Anum_job_state_attempts		4
+
+static JobStatement read_row = {
+	.sql = "SELECT * FROM %1$s WHERE job_id = $1",
+	.nargs = 1, .argtypes = {INT8OID}
+};
+
+static JobStatement probe_children = {
+	.sql = "SELECT 1 FROM %1$s WHERE parent_job_id = $1 LIMIT 1",
+	.nargs = 1, .argtypes = {INT8OID}
+};
+
+/*
+ * SKIP LOCKED: a row another claimer holds is passed over, never waited
+ * for, and the partial pending index keeps finished rows out of the scan.
+ * Rows are locked in claim order.
+ */
+static JobStatement claim_jobs = {
+	.sql = "UPDATE %1$s SET status = 'PROCESSING', locked_by = $1,"
+	" locked_until = clock_timestamp() + $3, attempts = attempts + 1"
+	" WHERE job_id = ANY (ARRAY("
+	"  SELECT job_id FROM %1$s WHERE status = 'PENDING' AND NOT is_parent"
+	"  AND run_at <= clock_timestamp()"
+	"  AND ($4::text[] IS NULL OR created_by = ANY ($4))"
+	"  ORDER BY priority DESC, created_at, job_id LIMIT $2"
+	"  FOR UPDATE SKIP LOCKED))"
+	" AND status = 'PENDING' RETURNING *",
+	.nargs = 4, .argtypes = {TEXTOID, INT4OID, INTERVALOID, TEXTARRAYOID}
+};
+
+static JobStatement extend_lease = {
+	.sql = "UPDATE %1$s SET locked_until = clock_timestamp() + $3"
+	" WHERE job_id = $1 AND locked_by = $2 AND status = 'PROCESSING'"
+	" AND NOT is_parent" HELD_IN_ATTEMPT("$4"),
+	.nargs = 4, .argtypes = {INT8OID, TEXTOID, INTERVALOID, INT4OID}
+};
+
+static JobStatement report_progress = {
+	.sql = "UPDATE %1$s SET processed_records = $2, success_count = $3,"
+	" error_count = $4"
+	" WHERE job_id = $1 AND status = 'PROCESSING' AND NOT is_parent"
+	HELD_BY("$5") HELD_IN_ATTEMPT("$6")
+	" RETURNING *",
+	.nargs = 6, .argtypes = {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, INT4OID}
+};
+
+static JobStatement complete_job = {
+	.sql = "UPDATE %1$s SET status = 'COMPLETED'"
+	" WHERE job_id = $1 AND status = 'PROCESSING' AND NOT is_parent"
+	HELD_BY("$2") HELD_IN_ATTEMPT("$3")
+	" RETURNING *",
+	.nargs = 3, .argtypes = {INT8OID, TEXTOID, INT4OID}
+};
+
+static JobStatement fail_job = {
+	.sql = FAIL_SQL("job_id = $1")
+	HELD_BY("$4") HELD_IN_ATTEMPT("$5")
+	" RETURNING *",
+	.nargs = 5, .argtypes = {INT8OID, TEXTOID, BOOLOID, TEXTOID, INT4OID}
+};
+
+/* the array forms return the ids they changed */
+static JobStatement complete_jobs = {
+	.sql = "UPDATE %1$s SET status = 'COMPLETED'"
+	" WHERE " LOCKED_IN_ORDER("status = 'PROCESSING' AND NOT is_parent"
+							  HELD_BY("$2"))
+	" AND status = 'PROCESSING' AND NOT is_parent" HELD_BY("$2")
+	" RETURNING job_id",
+	.nargs = 2, .argtypes = {INT8ARRAYOID, TEXTOID}
+};
+
+static JobStatement fail_jobs = {
+	.sql = FAIL_SQL(LOCKED_IN_ORDER("status = 'PROCESSING' AND NOT is_parent"
+									HELD_BY("$4")))
+	HELD_BY("$4") " RETURNING job_id",
+	.nargs = 4, .argtypes = {INT8ARRAYOID, TEXTOID, BOOLOID, TEXTOID}
+};
+
+#define Anum_transition_many_job_id	1
+
+/* the job's lease holder is gone: give the attempt back, or fail */
+static JobStatement reap_leases = {
+	.sql = "UPDATE %1$s SET"
+	" status = CASE WHEN attempts >= max_attempts"
+	"  THEN 'FAILED' ELSE 'PENDING' END,"
+	" error_details = CASE WHEN attempts >= max_attempts"
+	"  THEN format('lease of worker %%s expired on attempt %%s of %%s',"
+	"   locked_by, attempts, max_attempts)"
+	"  ELSE error_details END"
+	" WHERE job_id = ANY (ARRAY("
+	"  SELECT job_id FROM %1$s WHERE status = 'PROCESSING'"
+	"  AND locked_until < clock_timestamp() AND NOT is_parent"
+	"  ORDER BY job_id FOR UPDATE SKIP LOCKED))"
+	" AND status = 'PROCESSING' AND locked_until < clock_timestamp()",
+	.nargs = 0
+};
+
+static JobStatement retry_job = {
+	.sql = "UPDATE %1$s SET status = 'PENDING', attempts = 0,"
+	" run_at = clock_timestamp()"
+	" WHERE job_id = $1 AND status = 'FAILED' AND NOT is_parent"
+	" RETURNING *",
+	.nargs = 1, .argtypes = {INT8OID}
+};
+
+static JobStatement retry_below = {
+	.sql = "UPDATE %1$s SET status = 'PENDING', attempts = 0,"
+	" run_at = clock_timestamp()"
+	" WHERE job_id = ANY (ARRAY("
+	DESCENDANTS_OF_1
+	"  AND j.status = 'FAILED' AND NOT j.is_parent"
+	"  ORDER BY j.job_id FOR UPDATE))"
+	" AND status = 'FAILED'",
+	.nargs = 1, .argtypes = {INT8OID}
+};
+
+/* a leaf, or a parent that has no children to follow */
+static JobStatement cancel_job = {
+	.sql = "UPDATE %1$s SET status = 'CANCELLED'"
+	" WHERE job_id = $1 AND status IN ('PENDING', 'PROCESSING')"
+	" AND (NOT is_parent OR " JOB_CHILDREN_SQL("") " = 0)",
+	.nargs = 1, .argtypes = {INT8OID}
+};
+
+/* batchjob.h; waits for rows that others hold */
+static JobStatement cancel_below = {
+	.sql = CANCEL_DESCENDANTS_SQL(""), .nargs = 1, .argtypes = {INT8OID}
+};
 
 /* Raises 22023 unless the lease argument is a positive interval. */
 static void
@@ -80,7 +265,7 @@ typedef struct CallerClaim
 
 /*
  * Reads job_id: P0002 when there is no such job.  Returns whether it is a
- * parent, and its status.  Leaves the PLAN_JOB_STATE row (JOB_STATE_*) in
+ * parent, and its status.  Leaves the job_state_stmt row (Anum_job_state_*) in
  * SPI_tuptable.  Must be connected to SPI.
  */
 static bool
@@ -89,17 +274,17 @@ read_job(Oid nspid, int64 job_id, JobStatus *status)
 	Datum		values[1] = {Int64GetDatum(job_id)};
 	bool		isnull;
 
-	job_run_plan(job_plan(PLAN_JOB_STATE, nspid), values, NULL, false,
-				 SPI_OK_SELECT, "reading the job");
+	job_run(&read_state, nspid, values, NULL, false, SPI_OK_SELECT,
+			"reading the job");
 	if (SPI_processed == 0)
 		job_report_missing(MISSING_JOB, job_id);
 	*status = job_status_from_datum(SPI_getbinval(SPI_tuptable->vals[0],
 												  SPI_tuptable->tupdesc,
-												  JOB_STATE_STATUS,
+												  Anum_job_state_status,
 												  &isnull), job_id);
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 									  SPI_tuptable->tupdesc,
-									  JOB_STATE_IS_PARENT, &isnull));
+									  Anum_job_state_is_parent, &isnull));
 }
 
 /*
@@ -136,10 +321,10 @@ report_wrong_status(Oid nspid, int64 job_id, JobStatus wanted,
 		bool		isnull;
 		Datum		holder = SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc,
-										   JOB_STATE_LOCKED_BY, &holder_null);
+										   Anum_job_state_locked_by, &holder_null);
 		int32		attempts = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 														   SPI_tuptable->tupdesc,
-														   JOB_STATE_ATTEMPTS,
+														   Anum_job_state_attempts,
 														   &isnull));
 		char	   *asked;
 
@@ -171,15 +356,30 @@ report_wrong_status(Oid nspid, int64 job_id, JobStatus wanted,
 }
 
 /*
+ * Whether the calling function has its 1.2 signature, with the claim
+ * argument 1.2 added at its end (src/schema.c tells the versions apart);
+ * nargs is its 1.2 argument count, one more than in 1.1.
+ */
+static bool
+has_claim_argument(FunctionCallInfo fcinfo, int nargs)
+{
+	bool		v12 = job_schema(job_function_namespace(fcinfo)) >= JOB_SCHEMA_1_2;
+
+	job_check_nargs(fcinfo, v12 ? nargs : nargs - 1);
+	return v12;
+}
+
+/*
  * The optional worker argument at argno (NULL: any holder may finish the
  * job), stored as the statement's parameter argno; returns it as a C string
- * for messages, or NULL.
+ * for messages, or NULL.  given is false when the signature has no such
+ * argument (the array forms in 1.1).
  */
 static const char *
-optional_worker(FunctionCallInfo fcinfo, int argno, Datum *values,
-				char *nulls)
+optional_worker(FunctionCallInfo fcinfo, int argno, bool given,
+				Datum *values, char *nulls)
 {
-	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+	if (!given || PG_ARGISNULL(argno))
 	{
 		values[argno] = (Datum) 0;
 		nulls[argno] = 'n';
@@ -191,17 +391,19 @@ optional_worker(FunctionCallInfo fcinfo, int argno, Datum *values,
 
 /*
  * The claim a call names: the worker at argno and the attempt at argno + 1,
- * stored as the statement's parameters of the same numbers.  A 1.1
- * signature has no attempt argument (PG_NARGS() tells): no attempt then.
+ * which is the signature's last argument, stored as the statement's
+ * parameters of the same numbers.  A 1.1 signature has no attempt
+ * argument: no attempt then.
  */
 static void
 caller_claim(FunctionCallInfo fcinfo, int argno, Datum *values, char *nulls,
 			 CallerClaim *claim)
 {
 	int			attno = argno + 1;
+	bool		given = has_claim_argument(fcinfo, attno + 1);
 
-	claim->worker = optional_worker(fcinfo, argno, values, nulls);
-	claim->has_attempt = PG_NARGS() > attno && !PG_ARGISNULL(attno);
+	claim->worker = optional_worker(fcinfo, argno, true, values, nulls);
+	claim->has_attempt = given && !PG_ARGISNULL(attno);
 	claim->attempt = claim->has_attempt ? PG_GETARG_INT32(attno) : 0;
 	values[attno] = claim->has_attempt ? PG_GETARG_DATUM(attno) : (Datum) 0;
 	nulls[attno] = claim->has_attempt ? ' ' : 'n';
@@ -241,7 +443,7 @@ require_worker_name(const JobCall *call, const CallerClaim *claim,
  * does not exist would be, so that the two give the same error.
  */
 static Datum
-transition_one(FunctionCallInfo fcinfo, const JobCall *call, JobPlan which,
+transition_one(FunctionCallInfo fcinfo, const JobCall *call, JobStatement *stmt,
 			   Datum *values, const char *nulls, JobStatus wanted,
 			   const CallerClaim *claim, const char *verb)
 {
@@ -254,8 +456,8 @@ transition_one(FunctionCallInfo fcinfo, const JobCall *call, JobPlan which,
 	if (verb != NULL)
 		require_worker_name(call, claim, verb, &job_id);
 	check_job_tenant(call, job_id, MISSING_JOB);
-	job_run_plan(job_plan(which, nspid), values, nulls, false,
-				 SPI_OK_UPDATE_RETURNING, "changing the job");
+	job_run(stmt, nspid, values, nulls, false, SPI_OK_UPDATE_RETURNING,
+			"changing the job");
 	if (SPI_processed == 0)
 		report_wrong_status(nspid, job_id, wanted, claim);
 	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
@@ -267,7 +469,7 @@ transition_one(FunctionCallInfo fcinfo, const JobCall *call, JobPlan which,
 /*
  * batchjob_claim(worker, max_jobs, lease): up to max_jobs claimable jobs,
  * now PROCESSING and leased to worker.  Concurrent claimers skip each
- * other's rows instead of waiting (see PLAN_CLAIM).
+ * other's rows instead of waiting (see the claim statement).
  */
 Datum
 batchjob_claim(PG_FUNCTION_ARGS)
@@ -292,8 +494,8 @@ batchjob_claim(PG_FUNCTION_ARGS)
 	values[3] = tenant_scope_datum(nspid, call.role, &unrestricted);
 	if (unrestricted)
 		nulls[3] = 'n';
-	job_run_plan(job_plan(PLAN_CLAIM, nspid), values, nulls, false,
-				 SPI_OK_UPDATE_RETURNING, "claiming jobs");
+	job_run(&claim_jobs, nspid, values, nulls, false, SPI_OK_UPDATE_RETURNING,
+			"claiming jobs");
 	job_return_tuptable(fcinfo);
 	ensure_folder(nspid);
 	job_spi_finish();
@@ -324,7 +526,7 @@ batchjob_heartbeat(PG_FUNCTION_ARGS)
 	values[1] = PG_GETARG_DATUM(1);
 	values[2] = PG_GETARG_DATUM(2);
 	values[3] = (Datum) 0;
-	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
+	if (has_claim_argument(fcinfo, 4) && !PG_ARGISNULL(3))
 	{
 		values[3] = PG_GETARG_DATUM(3);
 		nulls[3] = ' ';
@@ -334,8 +536,8 @@ batchjob_heartbeat(PG_FUNCTION_ARGS)
 	job_spi_connect();
 	if (!job_hidden(&call, PG_GETARG_INT64(0)))
 	{
-		job_run_plan(job_plan(PLAN_HEARTBEAT, call.nspid), values, nulls,
-					 false, SPI_OK_UPDATE, "extending the lease");
+		job_run(&extend_lease, call.nspid, values, nulls, false, SPI_OK_UPDATE,
+				"extending the lease");
 		extended = SPI_processed > 0;
 	}
 	job_spi_finish();
@@ -380,7 +582,7 @@ batchjob_progress(PG_FUNCTION_ARGS)
 	values[2] = PG_GETARG_DATUM(2);
 	values[3] = PG_GETARG_DATUM(3);
 	job_call_begin(fcinfo, &call);
-	result = transition_one(fcinfo, &call, PLAN_PROGRESS, values, nulls,
+	result = transition_one(fcinfo, &call, &report_progress, values, nulls,
 							JOB_PROCESSING, &claim, "report progress on");
 	job_call_end(&call);
 	PG_RETURN_DATUM(result);
@@ -400,7 +602,7 @@ batchjob_complete(PG_FUNCTION_ARGS)
 	job_require_arg(fcinfo, 0, "job_id");
 	values[0] = PG_GETARG_DATUM(0);
 	job_call_begin(fcinfo, &call);
-	result = transition_one(fcinfo, &call, PLAN_COMPLETE, values, nulls,
+	result = transition_one(fcinfo, &call, &complete_job, values, nulls,
 							JOB_PROCESSING, &claim, "complete");
 	job_call_end(&call);
 	PG_RETURN_DATUM(result);
@@ -430,12 +632,13 @@ batchjob_fail(PG_FUNCTION_ARGS)
 		nulls[1] = 'n';
 	values[2] = PG_GETARG_DATUM(2);
 	job_call_begin(fcinfo, &call);
-	result = transition_one(fcinfo, &call, PLAN_FAIL, values, nulls,
+	result = transition_one(fcinfo, &call, &fail_job, values, nulls,
 							JOB_PROCESSING, &claim, "fail");
 	job_call_end(&call);
 	PG_RETURN_DATUM(result);
 }
 
+/* qsort order for job ids: ascending, the order jobs are locked in. */
 static int
 compare_int64(const void *a, const void *b)
 {
@@ -455,7 +658,7 @@ compare_int64(const void *a, const void *b)
  * not exist are.  Returns how many jobs changed.
  */
 static int64
-transition_many(FunctionCallInfo fcinfo, const JobCall *call, JobPlan which,
+transition_many(FunctionCallInfo fcinfo, const JobCall *call, JobStatement *stmt,
 				Datum *values, char *nulls, int worker_argno,
 				const char *verb)
 {
@@ -475,7 +678,9 @@ transition_many(FunctionCallInfo fcinfo, const JobCall *call, JobPlan which,
 	int			h;
 	CallerClaim claim = {NULL, false, 0};
 
-	claim.worker = optional_worker(fcinfo, worker_argno, values, nulls);
+	claim.worker = optional_worker(fcinfo, worker_argno,
+								   has_claim_argument(fcinfo, worker_argno + 1),
+								   values, nulls);
 
 	deconstruct_array(array, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
 					  &elems, &elem_nulls, &nelems);
@@ -512,8 +717,8 @@ transition_many(FunctionCallInfo fcinfo, const JobCall *call, JobPlan which,
 													FLOAT8PASSBYVAL,
 													TYPALIGN_DOUBLE));
 	}
-	job_run_plan(job_plan(which, nspid), values, nulls, false,
-				 SPI_OK_UPDATE_RETURNING, "changing the jobs");
+	job_run(stmt, nspid, values, nulls, false, SPI_OK_UPDATE_RETURNING,
+			"changing the jobs");
 	ndone = SPI_processed;
 	if (ndone != (uint64) nids)
 	{
@@ -522,7 +727,8 @@ transition_many(FunctionCallInfo fcinfo, const JobCall *call, JobPlan which,
 		done = palloc(sizeof(int64) * Max(ndone, 1));
 		for (j = 0; j < ndone; j++)
 			done[j] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[j],
-												  SPI_tuptable->tupdesc, 1,
+												  SPI_tuptable->tupdesc,
+												  Anum_transition_many_job_id,
 												  &isnull));
 		qsort(done, ndone, sizeof(int64), compare_int64);
 		for (i = 0, j = 0, h = 0; i < nids; i++)
@@ -555,7 +761,7 @@ batchjob_complete_many(PG_FUNCTION_ARGS)
 
 	job_require_arg(fcinfo, 0, "job_ids");
 	job_call_begin(fcinfo, &call);
-	n = transition_many(fcinfo, &call, PLAN_COMPLETE_MANY, values, nulls, 1,
+	n = transition_many(fcinfo, &call, &complete_jobs, values, nulls, 1,
 						"complete");
 	job_call_end(&call);
 	PG_RETURN_INT64(n);
@@ -580,7 +786,7 @@ batchjob_fail_many(PG_FUNCTION_ARGS)
 		nulls[1] = 'n';
 	values[2] = PG_GETARG_DATUM(2);
 	job_call_begin(fcinfo, &call);
-	n = transition_many(fcinfo, &call, PLAN_FAIL_MANY, values, nulls, 3,
+	n = transition_many(fcinfo, &call, &fail_jobs, values, nulls, 3,
 						"fail");
 	job_call_end(&call);
 	PG_RETURN_INT64(n);
@@ -597,8 +803,8 @@ batchjob_reap(PG_FUNCTION_ARGS)
 	uint64		n;
 
 	job_spi_connect();
-	job_run_plan(job_plan(PLAN_REAP, job_function_namespace(fcinfo)),
-				 NULL, NULL, false, SPI_OK_UPDATE, "reaping expired leases");
+	job_run(&reap_leases, job_function_namespace(fcinfo), NULL, NULL, false,
+			SPI_OK_UPDATE, "reaping expired leases");
 	n = SPI_processed;
 	ensure_folder(job_function_namespace(fcinfo));
 	job_spi_finish();
@@ -632,21 +838,21 @@ batchjob_retry(PG_FUNCTION_ARGS)
 	if (!read_job(nspid, job_id, &status))
 	{
 		job_spi_finish();
-		result = transition_one(fcinfo, &call, PLAN_RETRY, values, NULL,
+		result = transition_one(fcinfo, &call, &retry_job, values, NULL,
 								JOB_FAILED, NULL, NULL);
 		job_call_end(&call);
 		PG_RETURN_DATUM(result);
 	}
 
-	job_run_plan(job_plan(PLAN_RETRY_DESCENDANTS, nspid), values, NULL, false,
-				 SPI_OK_UPDATE, "retrying the failed jobs");
+	job_run(&retry_below, nspid, values, NULL, false, SPI_OK_UPDATE,
+			"retrying the failed jobs");
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("parent job " INT64_FORMAT " has no FAILED job below it",
 						job_id)));
-	job_run_plan(job_plan(PLAN_JOB_ROW, nspid), values, NULL, false,
-				 SPI_OK_SELECT, "reading the job");
+	job_run(&read_row, nspid, values, NULL, false, SPI_OK_SELECT,
+			"reading the job");
 	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
 							  SPI_tuptable->tupdesc, caller);
 	job_spi_finish();
@@ -681,21 +887,27 @@ batchjob_cancel(PG_FUNCTION_ARGS)
 	check_job_tenant(&call, job_id, MISSING_JOB);
 	has_children = false;
 	if (read_job(nspid, job_id, &status))
-	{
-		job_run_plan(job_plan(PLAN_HAS_CHILDREN, nspid), values, NULL, false,
-					 SPI_OK_SELECT, "checking for children");
-		has_children = SPI_processed > 0;
-	}
+		has_children = job_has_children(nspid, job_id);
 
-	if (has_children)
-		n = cancel_descendants(nspid, job_id, false);
-	else
-	{
-		job_run_plan(job_plan(PLAN_CANCEL, nspid), values, NULL, false,
-					 SPI_OK_UPDATE, "cancelling the job");
-		n = SPI_processed;
-	}
+	job_run(has_children ? &cancel_below : &cancel_job, nspid, values, NULL,
+			false, SPI_OK_UPDATE, "cancelling the job");
+	n = SPI_processed;
 	job_spi_finish();
 	job_call_end(&call);
 	PG_RETURN_INT64((int64) n);
+}
+
+/*
+ * Whether job_id has any child: a parent's set of children decides whether
+ * a cancel follows them and whether a split may add them.  Must be
+ * connected to SPI.
+ */
+bool
+job_has_children(Oid nspid, int64 job_id)
+{
+	Datum		values[1] = {Int64GetDatum(job_id)};
+
+	job_run(&probe_children, nspid, values, NULL, false, SPI_OK_SELECT,
+			"checking for children");
+	return SPI_processed > 0;
 }

@@ -84,17 +84,14 @@ check_split_batches(int64 total, int32 batch_size, int64 nbatches)
 void
 check_priority_ceiling(Oid nspid, Oid roleid, int32 priority)
 {
-	Oid			relid;
 	int32		ceiling = 0;
 	Datum		values[1];
 	Oid			types[1] = {OIDOID};
 	char	   *sql;
 	int			rc;
 
-	if (priority <= 0 || role_is_job_admin(nspid, roleid))
-		return;
-	relid = get_relname_relid("batch_job_submitters", nspid);
-	if (!OidIsValid(relid))
+	if (priority <= 0 || job_schema(nspid) < JOB_SCHEMA_1_2 ||
+		role_is_job_admin(nspid, roleid))
 		return;
 
 	sql = psprintf("SELECT max_priority FROM %s"

@@ -63,12 +63,24 @@
 
 #include "batchjob.h"
 
-PG_FUNCTION_INFO_V1(batchjob_guard);
-PG_FUNCTION_INFO_V1(batchjob_rollup);
-PG_FUNCTION_INFO_V1(batchjob_truncate);
+BJ_FUNCTION_INFO_V1(batchjob_guard);
+BJ_FUNCTION_INFO_V1(batchjob_rollup);
+BJ_FUNCTION_INFO_V1(batchjob_truncate);
 
 /* the lease a job gets when it becomes PROCESSING without one: 5 minutes */
 static const Interval default_lease = {.time = 5 * USECS_PER_MINUTE};
+
+/*
+ * Is $1 among the ancestors of $2 (or $2 itself)?  The walk up uses UNION,
+ * so it ends even if it meets a cycle.
+ */
+static JobStatement cycle_check = {
+	.sql = "WITH RECURSIVE up(id) AS (SELECT $2::int8"
+	" UNION SELECT j.parent_job_id FROM %1$s j JOIN up ON j.job_id = up.id"
+	" WHERE j.parent_job_id IS NOT NULL)"
+	" SELECT 1 FROM up WHERE id = $1 LIMIT 1",
+	.nargs = 2, .argtypes = {INT8OID, INT8OID}
+};
 
 /* A parent row's parent before the statement, to spot re-parenting. */
 typedef struct OldParent
@@ -108,6 +120,11 @@ typedef struct ParentDelta
 								 * parent already */
 } ParentDelta;
 
+/*
+ * 39P01 unless the trigger fires on the extension's own batch_jobs, so
+ * that it never runs (as the extension's owner, from 1.1 on) for a
+ * look-alike table someone attached it to.
+ */
 static void
 check_fired_by_batch_jobs(FunctionCallInfo fcinfo, Relation rel,
 						  const char *fname)
@@ -120,6 +137,7 @@ check_fired_by_batch_jobs(FunctionCallInfo fcinfo, Relation rel,
 						fname)));
 }
 
+/* A bigint column, 0 when NULL: figures a constraint keeps non-null. */
 static int64
 get_int8(HeapTuple tuple, TupleDesc desc, AttrNumber attno, bool *isnull)
 {
@@ -153,7 +171,7 @@ notify_listeners(HeapTuple newtup, TupleDesc desc, const JobColumns *col,
 			 * on, the message only says that some parent finished, and the
 			 * listener reads what it may see of it.
 			 */
-			if (tenant_isolation_enabled())
+			if (batchjob_tenant_isolation)
 			{
 				Async_Notify("batchjob_parent_done", NULL);
 				return;
@@ -439,16 +457,13 @@ static bool
 arrived_counted(const RollupState *state, Oid nspid, int64 parent_id)
 {
 	ArrivedParent *ap;
-	Datum		values[1] = {Int64GetDatum(parent_id)};
 
 	ap = hash_search(state->arrived, &parent_id, HASH_FIND, NULL);
 	if (ap == NULL)
 		return false;
 	if (ap->counted)
 		return true;
-	job_run_plan(job_plan(PLAN_WAITING_FOR_PARENT, nspid), values, NULL,
-				 false, SPI_OK_SELECT, "looking for waiting differences");
-	return SPI_processed > 0;
+	return differences_wait_for(nspid, parent_id);
 }
 
 /*
@@ -571,6 +586,10 @@ has_child_rows(Tuplestorestate *store, Relation rel, const JobColumns *col)
 	return found;
 }
 
+/*
+ * qsort order for parent differences: ascending parent ids, so that two
+ * statements fold shared parents in the same order.
+ */
 static int
 compare_parent_ids(const void *a, const void *b)
 {
@@ -590,7 +609,7 @@ check_no_cycle(Oid nspid, const int64 *pair)
 	Datum		values[2] = {Int64GetDatum(pair[0]), Int64GetDatum(pair[1])};
 	int			rc;
 
-	rc = SPI_execute_plan(job_plan(PLAN_CYCLE_CHECK, nspid), values, NULL,
+	rc = SPI_execute_plan(job_plan(&cycle_check, nspid), values, NULL,
 						  false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "cycle check failed: %s", SPI_result_code_string(rc));
@@ -612,7 +631,7 @@ check_no_cycle(Oid nspid, const int64 *pair)
  * one, so the others need no look.
  */
 static void
-apply_delta(Oid nspid, bool v11, const ParentDelta *delta, bool busy)
+apply_delta(Oid nspid, const ParentDelta *delta, bool busy)
 {
 	int64		values[FOLD_NVALUES];
 	int			i;
@@ -629,10 +648,11 @@ apply_delta(Oid nspid, bool v11, const ParentDelta *delta, bool busy)
 		if (delta->seen_old || parent_still_there(nspid, delta->parent_id))
 			defer_delta(nspid, delta->parent_id, values);
 	}
-	else if (!fold_parent(nspid, v11, delta->parent_id, values, false))
+	else if (!fold_parent(nspid, delta->parent_id, values, false))
 		defer_delta(nspid, delta->parent_id, values);
 }
 
+/* Whether a difference changes nothing, so its parent is not touched. */
 static bool
 delta_is_zero(const ParentDelta *delta)
 {
@@ -665,7 +685,6 @@ batchjob_rollup(PG_FUNCTION_ARGS)
 	RollupState state;
 	HASH_SEQ_STATUS seq;
 	ListCell   *lc;
-	bool		v11;
 	ParentDelta *delta;
 	ParentDelta **sorted;
 	long		n = 0;
@@ -736,9 +755,7 @@ batchjob_rollup(PG_FUNCTION_ARGS)
 
 	if (n > 0 || state.moved != NIL)
 	{
-		v11 = JOB_COLUMNS_V11(col);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
+		job_spi_connect();
 		foreach(lc, state.moved)
 			check_no_cycle(nspid, (const int64 *) lfirst(lc));
 
@@ -756,9 +773,8 @@ batchjob_rollup(PG_FUNCTION_ARGS)
 		qsort(sorted, n, sizeof(ParentDelta *), compare_parent_ids);
 		busy = n > 0 && folder_is_busy();
 		for (i = 0; i < n; i++)
-			apply_delta(nspid, v11, sorted[i], busy);
-		if (SPI_finish() != SPI_OK_FINISH)
-			elog(ERROR, "SPI_finish failed");
+			apply_delta(nspid, sorted[i], busy);
+		job_spi_finish();
 	}
 
 	MemoryContextSwitchTo(old);
@@ -777,7 +793,6 @@ Datum
 batchjob_truncate(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	int			rc;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -790,15 +805,8 @@ batchjob_truncate(PG_FUNCTION_ARGS)
 				 errmsg("batchjob_truncate() must be fired AFTER TRUNCATE")));
 	check_fired_by_batch_jobs(fcinfo, trigdata->tg_relation, "batchjob_truncate");
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_plan(job_plan(PLAN_DROP_ALL_DELTAS,
-								   RelationGetNamespace(trigdata->tg_relation)),
-						  NULL, NULL, false, 0);
-	if (rc != SPI_OK_DELETE)
-		elog(ERROR, "dropping waiting differences failed: %s",
-			 SPI_result_code_string(rc));
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
+	job_spi_connect();
+	drop_all_differences(RelationGetNamespace(trigdata->tg_relation));
+	job_spi_finish();
 	return PointerGetDatum(NULL);
 }

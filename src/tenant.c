@@ -46,7 +46,6 @@
 #include "catalog/indexing.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_extension.h"
-#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -58,34 +57,37 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/syscache.h"
 
 #include "batchjob.h"
 
-PG_FUNCTION_INFO_V1(batchjob_tenant_visible);
+BJ_FUNCTION_INFO_V1(batchjob_tenant_visible);
 
-static bool tenant_isolation = false;
+/* batchjob.tenant_isolation, defined in _PG_init */
+bool		batchjob_tenant_isolation = false;
 
-void
-batchjob_define_gucs(void)
-{
-	DefineCustomBoolVariable("batchjob.tenant_isolation",
-							 "Limits each role that is not a batchjob admin to the jobs of its own tenants.",
-							 "A job's tenant is its created_by; workers serve the tenants batchjob_grant gave them.",
-							 &tenant_isolation,
-							 false,
-							 PGC_SUSET,
-							 0,
-							 NULL, NULL, NULL);
-	BJ_RESERVE_GUC_PREFIX("batchjob");
-}
+/*
+ * The tenants worker $1 serves.  Also prepared outside a pinned
+ * search_path (the row-level security policy's call): operator qualified.
+ * A NULL in a stored list (batchjob_grant refuses them from 1.2 on) names
+ * no tenant and is dropped here.
+ */
+static JobStatement worker_tenants = {
+	.sql = "SELECT pg_catalog.array_remove(tenants, NULL::pg_catalog.text)"
+	" FROM %3$s WHERE worker OPERATOR(pg_catalog.=) $1",
+	.nargs = 1, .argtypes = {OIDOID}
+};
 
-/* Is batchjob.tenant_isolation on in this session? */
-bool
-tenant_isolation_enabled(void)
-{
-	return tenant_isolation;
-}
+#define Anum_worker_tenants_tenants		1
+
+/* the jobs $1 whose tenant is not among $2, in order */
+static JobStatement foreign_jobs = {
+	.sql = "SELECT job_id FROM %1$s WHERE job_id = ANY ($1)"
+	" AND (created_by IS NULL OR NOT created_by = ANY ($2))"
+	" ORDER BY job_id",
+	.nargs = 2, .argtypes = {INT8ARRAYOID, TEXTARRAYOID}
+};
+
+#define Anum_foreign_jobs_job_id		1
 
 /*
  * Whether roleid is a batchjob admin: a superuser, or a role that may
@@ -123,16 +125,16 @@ tenant_scope_datum(Oid nspid, Oid roleid, bool *isnull)
 	int			i;
 
 	*isnull = true;
-	if (!tenant_isolation || role_is_job_admin(nspid, roleid))
+	if (!batchjob_tenant_isolation || role_is_job_admin(nspid, roleid))
 		return (Datum) 0;
 
 	values[0] = ObjectIdGetDatum(roleid);
-	job_run_plan(job_plan(PLAN_WORKER_TENANTS, nspid), values, NULL, true,
-				 SPI_OK_SELECT, "reading the tenants a worker serves");
+	job_run(&worker_tenants, nspid, values, NULL, true, SPI_OK_SELECT,
+			"reading the tenants a worker serves");
 	if (SPI_processed > 0)
 	{
 		served = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-							   1, &served_null);
+							   Anum_worker_tenants_tenants, &served_null);
 		if (served_null)
 			return (Datum) 0;	/* a worker serving every tenant */
 		extra = DatumGetArrayTypeP(served);
@@ -149,6 +151,10 @@ tenant_scope_datum(Oid nspid, Oid roleid, bool *isnull)
 										   false, TYPALIGN_INT));
 }
 
+/*
+ * Whether tenant is among the text[] scope: byte equality (texteq in the
+ * C collation), so that no collation can make two tenant names equal.
+ */
 static bool
 scope_contains(Datum scope, text *tenant)
 {
@@ -204,25 +210,16 @@ extension_owner(Oid nspid)
 }
 
 /*
- * Whether the calling SQL function is SECURITY DEFINER (a 1.1 schema); sets
- * *nspid to its schema.
+ * Whether the calling function is SECURITY DEFINER, as every function that
+ * judges a tenant is in a 1.1 schema (src/schema.c): then the current user
+ * is the extension's owner already, and the outer user is the best guess
+ * of the acting role.  Sets *nspid to the function's schema.
  */
 static bool
 function_is_definer(FunctionCallInfo fcinfo, Oid *nspid)
 {
-	HeapTuple	tup;
-	Form_pg_proc proc;
-	bool		definer;
-
-	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for function %u",
-			 fcinfo->flinfo->fn_oid);
-	proc = (Form_pg_proc) GETSTRUCT(tup);
-	definer = proc->prosecdef;
-	*nspid = proc->pronamespace;
-	ReleaseSysCache(tup);
-	return definer;
+	*nspid = job_function_namespace(fcinfo);
+	return job_schema(*nspid) == JOB_SCHEMA_1_1;
 }
 
 /* Works as the extension's owner until job_call_end (or an error). */
@@ -266,7 +263,7 @@ job_call_begin(FunctionCallInfo fcinfo, JobCall *call)
 	 * A 1.0 schema's functions were never SECURITY DEFINER: they keep
 	 * running as the caller, whose own table privileges decide.
 	 */
-	if (job_schema_is_v11(call->nspid))
+	if (job_schema(call->nspid) >= JOB_SCHEMA_1_2)
 		switch_to_owner(call);
 }
 
@@ -302,7 +299,7 @@ job_hidden(const JobCall *call, int64 job_id)
 	Datum		id = Int64GetDatum(job_id);
 	int64	   *hidden;
 
-	if (!tenant_isolation)
+	if (!batchjob_tenant_isolation)
 		return false;
 	return jobs_hidden(call,
 					   PointerGetDatum(construct_array(&id, 1, INT8OID, 8,
@@ -323,14 +320,14 @@ jobs_hidden(const JobCall *call, Datum job_ids, int64 **hidden)
 	uint64		i;
 
 	*hidden = NULL;
-	if (!tenant_isolation)
+	if (!batchjob_tenant_isolation)
 		return 0;
 	values[1] = tenant_scope_datum(call->nspid, call->role, &unrestricted);
 	if (unrestricted)
 		return 0;
 	values[0] = job_ids;
-	job_run_plan(job_plan(PLAN_FOREIGN_JOB, call->nspid), values, NULL, true,
-				 SPI_OK_SELECT, "checking the jobs' tenants");
+	job_run(&foreign_jobs, call->nspid, values, NULL, true, SPI_OK_SELECT,
+			"checking the jobs' tenants");
 	*hidden = palloc(sizeof(int64) * Max(SPI_processed, 1));
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -338,7 +335,8 @@ jobs_hidden(const JobCall *call, Datum job_ids, int64 **hidden)
 
 		(*hidden)[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
 												   SPI_tuptable->tupdesc,
-												   1, &isnull));
+												   Anum_foreign_jobs_job_id,
+												   &isnull));
 	}
 	return (int) SPI_processed;
 }
@@ -362,7 +360,7 @@ check_created_by(const JobCall *call, text *created_by)
 	bool		unrestricted;
 	Datum		scope;
 
-	if (!tenant_isolation)
+	if (!batchjob_tenant_isolation)
 		return;
 	scope = tenant_scope_datum(call->nspid, call->role, &unrestricted);
 	if (!unrestricted && !scope_contains(scope, created_by))
@@ -395,7 +393,7 @@ batchjob_tenant_visible(PG_FUNCTION_ARGS)
 	JobCall		call;
 	bool		definer;
 
-	if (!tenant_isolation)
+	if (!batchjob_tenant_isolation)
 		PG_RETURN_BOOL(true);
 
 	definer = function_is_definer(fcinfo, &call.nspid);
