@@ -811,6 +811,23 @@ COMMENT ON FUNCTION @extschema@.batchjob_set_partition(integer) IS
 REVOKE ALL ON FUNCTION @extschema@.batchjob_set_partition(integer) FROM PUBLIC;
 
 /*
+ * The partition this database is, NULL when it is none.  SECURITY DEFINER:
+ * batchjob_verify() runs as the admin that calls it, who may not read
+ * batch_job_partition.
+ */
+CREATE FUNCTION @extschema@.batchjob_partition()
+RETURNS integer
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT t.partition FROM @extschema@.batch_job_partition t
+$$;
+
+COMMENT ON FUNCTION @extschema@.batchjob_partition() IS
+    'the partition this database is in a PL/Proxy layout (batchjob_set_partition), NULL when none';
+REVOKE ALL ON FUNCTION @extschema@.batchjob_partition() FROM PUBLIC;
+
+/*
  * batchjob_verify() as above, plus, on a partition: a job whose id is not
  * of the partition, and a job id sequence that would give one.
  */
@@ -946,16 +963,18 @@ SELECT x.job_id, x.problem FROM (
     UNION ALL
     SELECT j.job_id, pg_catalog.format('job id is not of partition %s (job_id & 63 = %s)',
                                        t.partition, j.job_id OPERATOR(pg_catalog.&) 63)
-      FROM @extschema@.batch_jobs j, @extschema@.batch_job_partition t
+      FROM @extschema@.batch_jobs j,
+           (SELECT @extschema@.batchjob_partition() AS partition) t
      WHERE (j.job_id OPERATOR(pg_catalog.&) 63) OPERATOR(pg_catalog.<>) t.partition
     UNION ALL
     SELECT NULL::bigint, pg_catalog.format(
                'the job id sequence (start %s, increment %s, last %s) gives ids outside partition %s',
                s.seqstart, s.seqincrement, q.last_value, t.partition)
-      FROM @extschema@.batch_job_partition t,
+      FROM (SELECT @extschema@.batchjob_partition() AS partition) t,
            pg_catalog.pg_sequence s,
            @extschema@.batch_jobs_job_id_seq q
-     WHERE s.seqrelid OPERATOR(pg_catalog.=) '@extschema@.batch_jobs_job_id_seq'::pg_catalog.regclass
+     WHERE t.partition IS NOT NULL
+       AND s.seqrelid OPERATOR(pg_catalog.=) '@extschema@.batch_jobs_job_id_seq'::pg_catalog.regclass
        AND (s.seqincrement OPERATOR(pg_catalog.<>) 64
             OR (s.seqstart OPERATOR(pg_catalog.%) 64) OPERATOR(pg_catalog.<>) t.partition
             OR (q.last_value OPERATOR(pg_catalog.%) 64) OPERATOR(pg_catalog.<>) t.partition)
@@ -976,7 +995,8 @@ BEGIN
           FROM pg_catalog.pg_proc p CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
          WHERE p.oid OPERATOR(pg_catalog.=) ANY (ARRAY[
                    '@extschema@.batchjob_partition_apply()'::pg_catalog.regprocedure,
-                   '@extschema@.batchjob_set_partition(integer)'::pg_catalog.regprocedure])
+                   '@extschema@.batchjob_set_partition(integer)'::pg_catalog.regprocedure,
+                   '@extschema@.batchjob_partition()'::pg_catalog.regprocedure])
            AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
         UNION
         SELECT pg_catalog.format('TABLE %s', c.oid::pg_catalog.regclass), a.grantee
