@@ -47,3 +47,8 @@ installcheck: export PGOPTIONS += -c batchjob.defer_when_busy=off
 .PHONY: prove_installcheck
 prove_installcheck:
 	$(prove_installcheck)
+
+# The proxy side of scale-out on PL/Proxy (README, "Scale-out on PL/Proxy"):
+# SQL only, installed beside batchjob.
+EXTENSION += batchjob_proxy
+DATA += batchjob_proxy--1.2.sql

@@ -1628,3 +1628,317 @@ BEGIN
     END LOOP;
 END
 $$;
+
+
+/* ====================================================================
+ * Scale-out on PL/Proxy (README, "Scale-out on PL/Proxy"): this database
+ * as partition p of a layout of up to 64 partitions.  Job ids encode their
+ * partition: the id sequence starts at 64 + p and steps by 64, so
+ * job_id & (n - 1) = p for every power of two n up to 64, and partitions
+ * can be added later without renumbering.  The partition is a row of
+ * batch_job_partition, which pg_dump keeps; the sequence's increment and
+ * start are not dumped, so a trigger on that table applies them again
+ * whenever the row is written (by batchjob_set_partition, or by the
+ * restore's COPY after CREATE EXTENSION made a plain sequence).
+ * ==================================================================== */
+
+CREATE TABLE @extschema@.batch_job_partition (
+    only_row  boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    partition integer NOT NULL CHECK (partition BETWEEN 0 AND 63)
+);
+
+COMMENT ON TABLE @extschema@.batch_job_partition IS
+    'the partition this database is in a PL/Proxy layout (one row, or none when it is not a partition)';
+COMMENT ON COLUMN @extschema@.batch_job_partition.only_row IS
+    'always true: the table holds at most one row';
+COMMENT ON COLUMN @extschema@.batch_job_partition.partition IS
+    'the partition number p, 0 to 63: every job id here is 64 * k + p';
+
+REVOKE ALL ON TABLE @extschema@.batch_job_partition FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.batch_job_partition', '');
+
+/*
+ * Makes the job id sequence give ids of the partition just written: start
+ * 64 + p, step 64, and the next value the first id of the partition not
+ * below the sequence's next one.  A sequence value restored after this
+ * (pg_dump sets it after the table data) is an id of the partition too,
+ * and keeps the step.
+ */
+CREATE FUNCTION @extschema@.batchjob_partition_apply()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p integer := NEW.partition;
+    last_id bigint;
+    called boolean;
+    next_id bigint;
+BEGIN
+    IF TG_WHEN OPERATOR(pg_catalog.<>) 'AFTER' OR TG_LEVEL OPERATOR(pg_catalog.<>) 'ROW' THEN
+        RAISE EXCEPTION 'batchjob_partition_apply must be an AFTER ROW trigger'
+            USING ERRCODE = '39P01';
+    END IF;
+    SELECT s.last_value, s.is_called INTO last_id, called
+      FROM @extschema@.batch_jobs_job_id_seq s;
+    next_id := GREATEST(CASE WHEN called THEN last_id OPERATOR(pg_catalog.+) 1 ELSE last_id END,
+                        64 OPERATOR(pg_catalog.+) p);
+    -- OPERATOR() forms all bind alike, left to right: hence the parentheses
+    next_id := next_id OPERATOR(pg_catalog.+)
+               (((p OPERATOR(pg_catalog.-) (next_id OPERATOR(pg_catalog.%) 64))
+                 OPERATOR(pg_catalog.+) 64) OPERATOR(pg_catalog.%) 64);
+    EXECUTE pg_catalog.format(
+        'ALTER SEQUENCE @extschema@.batch_jobs_job_id_seq INCREMENT BY 64 MINVALUE 1 START WITH %s RESTART WITH %s',
+        64 OPERATOR(pg_catalog.+) p, next_id);
+    RETURN NULL;
+END;
+$$;
+
+COMMENT ON FUNCTION @extschema@.batchjob_partition_apply() IS
+    'trigger: makes the job id sequence give ids of the partition recorded in batch_job_partition';
+REVOKE ALL ON FUNCTION @extschema@.batchjob_partition_apply() FROM PUBLIC;
+
+CREATE TRIGGER batch_job_partition_apply
+    AFTER INSERT OR UPDATE ON @extschema@.batch_job_partition
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.batchjob_partition_apply();
+
+/*
+ * Makes this database partition p.  Refused while it holds a job whose id
+ * is not of partition p: such a job could not be found through the proxy.
+ */
+CREATE FUNCTION @extschema@.batchjob_set_partition(partition integer)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    stray bigint;
+BEGIN
+    IF partition IS NULL THEN
+        RAISE EXCEPTION 'partition must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF partition OPERATOR(pg_catalog.<) 0 OR partition OPERATOR(pg_catalog.>) 63 THEN
+        RAISE EXCEPTION 'partition must be between 0 and 63: %', partition
+            USING ERRCODE = '22023';
+    END IF;
+    LOCK TABLE @extschema@.batch_jobs IN SHARE MODE;
+    SELECT j.job_id INTO stray FROM @extschema@.batch_jobs j
+     WHERE (j.job_id OPERATOR(pg_catalog.&) 63) OPERATOR(pg_catalog.<>) partition
+     LIMIT 1;
+    IF stray IS NOT NULL THEN
+        RAISE EXCEPTION 'job % is not of partition %', stray, partition
+            USING ERRCODE = '55000',
+                  DETAIL = 'Every job id of partition p is 64 * k + p; this database holds jobs made before it became a partition.',
+                  HINT = 'Make an empty database the partition.';
+    END IF;
+    INSERT INTO @extschema@.batch_job_partition AS t (only_row, partition)
+    VALUES (true, batchjob_set_partition.partition)
+    ON CONFLICT (only_row) DO UPDATE SET partition = EXCLUDED.partition;
+    RETURN partition;
+END;
+$$;
+
+COMMENT ON FUNCTION @extschema@.batchjob_set_partition(integer) IS
+    'makes this database partition p (0 to 63) of a PL/Proxy layout: new job ids are 64 * k + p';
+REVOKE ALL ON FUNCTION @extschema@.batchjob_set_partition(integer) FROM PUBLIC;
+
+/*
+ * The partition this database is, NULL when it is none.  SECURITY DEFINER:
+ * batchjob_verify() runs as the admin that calls it, who may not read
+ * batch_job_partition.
+ */
+CREATE FUNCTION @extschema@.batchjob_partition()
+RETURNS integer
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT t.partition FROM @extschema@.batch_job_partition t
+$$;
+
+COMMENT ON FUNCTION @extschema@.batchjob_partition() IS
+    'the partition this database is in a PL/Proxy layout (batchjob_set_partition), NULL when none';
+REVOKE ALL ON FUNCTION @extschema@.batchjob_partition() FROM PUBLIC;
+
+/*
+ * batchjob_verify() as above, plus, on a partition: a job whose id is not
+ * of the partition, and a job id sequence that would give one.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.batchjob_verify()
+RETURNS TABLE (job_id bigint, problem text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH kids AS (
+    SELECT c.parent_job_id AS id,
+           count(*) FILTER (WHERE c.status OPERATOR(pg_catalog.=) 'PENDING') AS pending,
+           count(*) FILTER (WHERE c.status OPERATOR(pg_catalog.=) 'PROCESSING') AS processing,
+           count(*) FILTER (WHERE c.status OPERATOR(pg_catalog.=) 'COMPLETED') AS completed,
+           count(*) FILTER (WHERE c.status OPERATOR(pg_catalog.=) 'FAILED') AS failed,
+           count(*) FILTER (WHERE c.status OPERATOR(pg_catalog.=) 'CANCELLED') AS cancelled,
+           COALESCE(sum(c.total_records), 0) AS total,
+           COALESCE(sum(c.processed_records), 0) AS processed,
+           COALESCE(sum(c.success_count), 0) AS success,
+           COALESCE(sum(c.error_count), 0) AS errors
+      FROM @extschema@.batch_jobs c
+     WHERE c.parent_job_id IS NOT NULL
+     GROUP BY c.parent_job_id),
+waiting AS (
+    SELECT d.parent_job_id AS id, count(*) AS n,
+           sum(d.child_pending) AS pending, sum(d.child_processing) AS processing,
+           sum(d.child_completed) AS completed, sum(d.child_failed) AS failed,
+           sum(d.child_cancelled) AS cancelled, sum(d.total_records) AS total,
+           sum(d.processed_records) AS processed, sum(d.success_count) AS success,
+           sum(d.error_count) AS errors
+      FROM @extschema@.batch_job_deltas d
+     GROUP BY d.parent_job_id),
+parents AS (
+    SELECT p.job_id, p.status, p.child_pending, p.child_processing,
+           p.child_completed, p.child_failed, p.child_cancelled,
+           p.total_records, p.processed_records, p.success_count,
+           p.error_count,
+           COALESCE(k.pending, 0) AS k_pending, COALESCE(k.processing, 0) AS k_processing,
+           COALESCE(k.completed, 0) AS k_completed, COALESCE(k.failed, 0) AS k_failed,
+           COALESCE(k.cancelled, 0) AS k_cancelled, k.total AS k_total,
+           k.processed AS k_processed, k.success AS k_success, k.errors AS k_errors,
+           COALESCE(w.n, 0) AS w_n,
+           COALESCE(w.pending, 0) AS w_pending, COALESCE(w.processing, 0) AS w_processing,
+           COALESCE(w.completed, 0) AS w_completed, COALESCE(w.failed, 0) AS w_failed,
+           COALESCE(w.cancelled, 0) AS w_cancelled, COALESCE(w.total, 0) AS w_total,
+           COALESCE(w.processed, 0) AS w_processed, COALESCE(w.success, 0) AS w_success,
+           COALESCE(w.errors, 0) AS w_errors,
+           p.child_pending OPERATOR(pg_catalog.+) p.child_processing
+             OPERATOR(pg_catalog.+) p.child_completed OPERATOR(pg_catalog.+) p.child_failed
+             OPERATOR(pg_catalog.+) p.child_cancelled AS stored_children
+      FROM @extschema@.batch_jobs p
+      LEFT JOIN kids k ON k.id OPERATOR(pg_catalog.=) p.job_id
+      LEFT JOIN waiting w ON w.id OPERATOR(pg_catalog.=) p.job_id
+     WHERE p.is_parent)
+SELECT x.job_id, x.problem FROM (
+    SELECT job_id, pg_catalog.format(
+               'child counts %s/%s/%s/%s/%s (pending/processing/completed/failed/cancelled, with %s waiting differences) but its children are %s/%s/%s/%s/%s',
+               child_pending OPERATOR(pg_catalog.+) w_pending,
+               child_processing OPERATOR(pg_catalog.+) w_processing,
+               child_completed OPERATOR(pg_catalog.+) w_completed,
+               child_failed OPERATOR(pg_catalog.+) w_failed,
+               child_cancelled OPERATOR(pg_catalog.+) w_cancelled, w_n,
+               k_pending, k_processing, k_completed, k_failed, k_cancelled) AS problem
+      FROM parents
+     WHERE (child_pending OPERATOR(pg_catalog.+) w_pending, child_processing OPERATOR(pg_catalog.+) w_processing,
+            child_completed OPERATOR(pg_catalog.+) w_completed, child_failed OPERATOR(pg_catalog.+) w_failed,
+            child_cancelled OPERATOR(pg_catalog.+) w_cancelled)
+           IS DISTINCT FROM (k_pending, k_processing, k_completed, k_failed, k_cancelled)
+    UNION ALL
+    SELECT job_id, pg_catalog.format(
+               'figures %s/%s/%s/%s (total/processed/success/errors, with waiting differences) but its children sum to %s/%s/%s/%s',
+               CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_total
+                    ELSE COALESCE(total_records, 0) OPERATOR(pg_catalog.+) w_total END,
+               CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_processed
+                    ELSE processed_records OPERATOR(pg_catalog.+) w_processed END,
+               CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_success
+                    ELSE success_count OPERATOR(pg_catalog.+) w_success END,
+               CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_errors
+                    ELSE error_count OPERATOR(pg_catalog.+) w_errors END,
+               k_total, k_processed, k_success, k_errors)
+      FROM parents
+     WHERE k_total IS NOT NULL
+       AND (CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_total
+                 ELSE COALESCE(total_records, 0) OPERATOR(pg_catalog.+) w_total END,
+            CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_processed
+                 ELSE processed_records OPERATOR(pg_catalog.+) w_processed END,
+            CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_success
+                 ELSE success_count OPERATOR(pg_catalog.+) w_success END,
+            CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_errors
+                 ELSE error_count OPERATOR(pg_catalog.+) w_errors END)
+           IS DISTINCT FROM (k_total, k_processed, k_success, k_errors)
+    UNION ALL
+    SELECT job_id, pg_catalog.format('status %s while %s of its children are unfinished',
+                                     status, k_pending OPERATOR(pg_catalog.+) k_processing)
+      FROM parents
+     WHERE w_n OPERATOR(pg_catalog.=) 0
+       AND status OPERATOR(pg_catalog.=) ANY (ARRAY['COMPLETED', 'FAILED', 'CANCELLED']::pg_catalog.text[])
+       AND k_pending OPERATOR(pg_catalog.+) k_processing OPERATOR(pg_catalog.>) 0
+    UNION ALL
+    SELECT job_id, pg_catalog.format('status %s while all %s of its children are finished',
+                                     status, k_completed OPERATOR(pg_catalog.+) k_failed
+                                       OPERATOR(pg_catalog.+) k_cancelled)
+      FROM parents
+     WHERE w_n OPERATOR(pg_catalog.=) 0
+       AND status OPERATOR(pg_catalog.=) ANY (ARRAY['PENDING', 'PROCESSING']::pg_catalog.text[])
+       AND k_total IS NOT NULL
+       AND k_pending OPERATOR(pg_catalog.+) k_processing OPERATOR(pg_catalog.=) 0
+    UNION ALL
+    SELECT j.job_id, 'PROCESSING without a lease'
+      FROM @extschema@.batch_jobs j
+     WHERE j.status OPERATOR(pg_catalog.=) 'PROCESSING' AND NOT j.is_parent
+       AND j.locked_until IS NULL
+    UNION ALL
+    SELECT j.job_id, 'has children but is not a parent'
+      FROM @extschema@.batch_jobs j
+     WHERE NOT j.is_parent
+       AND EXISTS (SELECT FROM @extschema@.batch_jobs c
+                    WHERE c.parent_job_id OPERATOR(pg_catalog.=) j.job_id)
+    UNION ALL
+    SELECT w.id, 'waiting differences for a job that does not exist'
+      FROM waiting w
+     WHERE NOT EXISTS (SELECT FROM @extschema@.batch_jobs j
+                        WHERE j.job_id OPERATOR(pg_catalog.=) w.id)
+    UNION ALL
+    -- FOLD_BOUND_SECS in src/fold.c: a committed difference is folded long
+    -- before this unless something stops its fold
+    SELECT d.parent_job_id, pg_catalog.format(
+               '%s differences waiting since %s, longer than the %s seconds a fold may take',
+               pg_catalog.count(*), pg_catalog.min(d.deferred_at), 60)
+      FROM @extschema@.batch_job_deltas d
+     WHERE d.deferred_at OPERATOR(pg_catalog.<)
+           (pg_catalog.now() OPERATOR(pg_catalog.-) '60 seconds'::pg_catalog.interval)
+     GROUP BY d.parent_job_id
+    UNION ALL
+    SELECT j.job_id, pg_catalog.format('job id is not of partition %s (job_id & 63 = %s)',
+                                       t.partition, j.job_id OPERATOR(pg_catalog.&) 63)
+      FROM @extschema@.batch_jobs j,
+           (SELECT @extschema@.batchjob_partition() AS partition) t
+     WHERE (j.job_id OPERATOR(pg_catalog.&) 63) OPERATOR(pg_catalog.<>) t.partition
+    UNION ALL
+    SELECT NULL::bigint, pg_catalog.format(
+               'the job id sequence (start %s, increment %s, last %s) gives ids outside partition %s',
+               s.seqstart, s.seqincrement, q.last_value, t.partition)
+      FROM (SELECT @extschema@.batchjob_partition() AS partition) t,
+           pg_catalog.pg_sequence s,
+           @extschema@.batch_jobs_job_id_seq q
+     WHERE t.partition IS NOT NULL
+       AND s.seqrelid OPERATOR(pg_catalog.=) '@extschema@.batch_jobs_job_id_seq'::pg_catalog.regclass
+       AND (s.seqincrement OPERATOR(pg_catalog.<>) 64
+            OR (s.seqstart OPERATOR(pg_catalog.%) 64) OPERATOR(pg_catalog.<>) t.partition
+            OR (q.last_value OPERATOR(pg_catalog.%) 64) OPERATOR(pg_catalog.<>) t.partition)
+) x
+ORDER BY x.job_id, x.problem;
+$$;
+
+/*
+ * The objects of this section, created after the privilege sweep above:
+ * no privilege ALTER DEFAULT PRIVILEGES gave reaches them either.
+ */
+DO $$
+DECLARE
+    obj record;
+BEGIN
+    FOR obj IN
+        SELECT pg_catalog.format('FUNCTION %s', p.oid::pg_catalog.regprocedure) AS name, a.grantee
+          FROM pg_catalog.pg_proc p CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+         WHERE p.oid OPERATOR(pg_catalog.=) ANY (ARRAY[
+                   '@extschema@.batchjob_partition_apply()'::pg_catalog.regprocedure,
+                   '@extschema@.batchjob_set_partition(integer)'::pg_catalog.regprocedure,
+                   '@extschema@.batchjob_partition()'::pg_catalog.regprocedure])
+           AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+        UNION
+        SELECT pg_catalog.format('TABLE %s', c.oid::pg_catalog.regclass), a.grantee
+          FROM pg_catalog.pg_class c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+         WHERE c.oid OPERATOR(pg_catalog.=) '@extschema@.batch_job_partition'::pg_catalog.regclass
+           AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %s', obj.name,
+            CASE WHEN obj.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                 ELSE obj.grantee::pg_catalog.regrole::pg_catalog.text END);
+    END LOOP;
+END
+$$;

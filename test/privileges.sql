@@ -21,7 +21,7 @@
  * claims take exactly the jobs made here.
  */
 BEGIN;
-SELECT plan(289);
+SELECT plan(305);
 
 DELETE FROM batch_jobs;
 DELETE FROM batch_job_deltas;
@@ -108,7 +108,12 @@ INSERT INTO fmatrix VALUES
     ('batchjob_truncate', '{}', '{}'),
     -- admins hold EXECUTE on every function; this one checks for a
     -- superuser itself
-    ('batchjob_hold_folder_busy', '{boolean}', '{admin}');
+    ('batchjob_hold_folder_busy', '{boolean}', '{admin}'),
+    -- scale-out: setting the partition is the owner's (an admin may not
+    -- write batch_job_partition); the trigger is nobody's
+    ('batchjob_set_partition', '{integer}', '{admin}'),
+    ('batchjob_partition', '{}', '{admin}'),
+    ('batchjob_partition_apply', '{}', '{}');
 
 SELECT set_eq(
     $$SELECT d.objid FROM pg_depend d
@@ -119,7 +124,7 @@ SELECT set_eq(
         FROM fmatrix$$,
     'the matrix below names every function of the extension, with its signature');
 
--- 26 functions x 4 roles
+-- 29 functions x 4 roles
 SELECT function_privs_are('public', m.fn, m.args, m.role,
            CASE WHEN m.level = ANY (m.levels) OR 'everyone' = ANY (m.levels)
                 THEN ARRAY['EXECUTE'] ELSE ARRAY[]::name[] END,
@@ -141,7 +146,7 @@ SELECT table_privs_are('public', rel, role, privs,
           FROM roles r
          CROSS JOIN (VALUES ('batch_jobs'), ('batch_job_progress'),
                             ('batch_job_deltas'), ('batch_job_workers'),
-                            ('batch_job_submitters')) v(rel)
+                            ('batch_job_submitters'), ('batch_job_partition')) v(rel)
          WHERE r.level <> 'admin'
          ORDER BY r.level, v.rel) m;
 
@@ -162,7 +167,8 @@ SELECT is(ARRAY(SELECT p FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE
                ('batch_job_progress', ARRAY['SELECT']),
                ('batch_job_deltas', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']),
                ('batch_job_workers', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']),
-               ('batch_job_submitters', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']))
+               ('batch_job_submitters', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']),
+               ('batch_job_partition', ARRAY[]::text[]))
        v(rel, want);
 
 -- A trigger runs as whoever fires it, and the SECURITY DEFINER functions
