@@ -15,6 +15,7 @@ const rows = new Map();          /* job_id (string) → parent row */
 let readOnly = true;
 let open = null;                 /* the parent whose children are shown: { id, page, pages } */
 let childReload = 0;             /* time of the last reload of the open children page */
+let childTimer = null;           /* a reload waiting for its turn */
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -41,8 +42,14 @@ async function api(path, options = {}) {
   return body;
 }
 
-function showMessage(text) {
+/* one message at a time; `source` says what showed it, so that a later
+ * success of the same kind (a filter, an action) clears it, and a background
+ * refresh never hides an action's refusal */
+let messageSource = null;
+function showMessage(text, source) {
   const m = $('#message');
+  if (!text && source !== messageSource) return;
+  messageSource = text ? source : null;
   m.textContent = text || '';
   m.hidden = !text;
 }
@@ -151,12 +158,12 @@ async function loadFiltered() {
   const f = filters();
   const qs = new URLSearchParams();
   for (const [k, v] of Object.entries(f)) if (v) qs.set(k, v);
-  if (f.id && !/^\d+$/.test(f.id)) { showMessage(`"${f.id}" is not a job id`); render(); return; }
+  if (f.id && !/^\d+$/.test(f.id)) { showMessage(`"${f.id}" is not a job id`, 'filter'); render(); return; }
   try {
     for (const p of await api('/api/parents?' + qs)) rows.set(p.job_id, p);
-    showMessage('');
+    showMessage('', 'filter');
   } catch (e) {
-    showMessage(e.message);
+    showMessage(e.message, 'filter');
   }
   render();
 }
@@ -165,11 +172,11 @@ async function act(path, question) {
   if (!window.confirm(question)) return;
   try {
     await api(path, { method: 'POST' });
-    showMessage('');
+    showMessage('', 'action');
     await loadFiltered();
     if (open) loadChildren();
   } catch (e) {
-    showMessage(`${e.message}${e.code ? ` (${e.code})` : ''}`);
+    showMessage(`${e.message}${e.code ? ` (${e.code})` : ''}`, 'action');
   }
 }
 
@@ -211,9 +218,9 @@ async function loadChildren() {
     }
     $('#child-table tbody').replaceWith(body);
     renderHistogram(hist);
-    showMessage('');
+    showMessage('', 'children');
   } catch (e) {
-    showMessage(e.message);
+    showMessage(e.message, 'children');
   }
 }
 
@@ -245,7 +252,8 @@ function connect() {
   es.onerror = () => { live.textContent = 'reconnecting…'; live.className = 'live off'; };
   es.addEventListener('parents', (ev) => {
     const data = JSON.parse(ev.data);
-    if (data.error) { showMessage(data.error); return; }
+    if (data.error) { showMessage(data.error, 'live'); return; }
+    showMessage('', 'live');
     let openChanged = false;
     for (const p of data.parents) {
       const old = rows.get(p.job_id);
@@ -254,8 +262,15 @@ function connect() {
       rows.set(p.job_id, p);
     }
     render();
-    if (openChanged && Date.now() - childReload > 1000) loadChildren();
+    if (openChanged) reloadChildrenSoon();
   });
+}
+
+/* reloads the open children page at most once a second, and always after the last change */
+function reloadChildrenSoon() {
+  if (childTimer !== null) return;
+  childTimer = setTimeout(() => { childTimer = null; loadChildren(); },
+    Math.max(0, 1000 - (Date.now() - childReload)));
 }
 
 /* ---- wiring ---- */
@@ -269,10 +284,10 @@ document.addEventListener('DOMContentLoaded', async () => {
     if (!window.confirm('Take back every job whose lease expired?')) return;
     try {
       const r = await api('/api/reap', { method: 'POST' });
-      showMessage('');
+      showMessage('', 'action');
       $('#reap').title = `${r.reaped} jobs reaped`;
     } catch (e) {
-      showMessage(`${e.message}${e.code ? ` (${e.code})` : ''}`);
+      showMessage(`${e.message}${e.code ? ` (${e.code})` : ''}`, 'action');
     }
   });
   $('#c-close').addEventListener('click', () => { open = null; $('#children').hidden = true; render(); });
@@ -287,7 +302,7 @@ document.addEventListener('DOMContentLoaded', async () => {
   try {
     readOnly = (await api('/api/config')).read_only;
   } catch (e) {
-    showMessage(e.message);
+    showMessage(e.message, 'config');
   }
   await loadFiltered();
   connect();
