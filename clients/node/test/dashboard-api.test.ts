@@ -403,3 +403,30 @@ test('the page and its assets', async () => {
 	assert.equal((await call(rw, '/dashboard.js', { method: 'POST', action: false })).status, 405);
 	assert.equal(rw.url.startsWith('http://127.0.0.1:'), true);
 });
+
+test('the command: node dist/dashboard.js with --database-url, --port, --read-only and --token', async () => {
+	const { spawn } = await import('node:child_process');
+	const { fileURLToPath } = await import('node:url');
+	const cli = fileURLToPath(new URL('../../dist/dashboard.js', import.meta.url));
+	const url = `postgresql:///${db.database}?host=${encodeURIComponent(process.env.PGHOST ?? '')}` +
+		`&port=${process.env.PGPORT ?? '5432'}&user=${process.env.PGUSER ?? 'postgres'}`;
+	const child = spawn(process.execPath, [cli, '--database-url', url, '--port', '0', '--read-only', '--token', 'tk'],
+		{ stdio: ['ignore', 'pipe', 'pipe'] });
+	try {
+		let out = '';
+		child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
+		child.stderr.setEncoding('utf8').on('data', (s: string) => { out += s; });
+		const base = await eventually(() => /on (http:\/\/127\.0\.0\.1:\d+\/) \(read-only\)/.exec(out)?.[1], `the command's address (${out})`, 15_000);
+		assert.equal((await fetch(new URL('/api/config', base))).status, 401);
+		const res = await fetch(new URL('/api/config', base), { headers: { Authorization: 'Bearer tk' } });
+		assert.equal(res.status, 200);
+		assert.equal((await res.json()).read_only, true);
+	} finally {
+		child.kill('SIGTERM');
+	}
+	const code = await new Promise((resolve) => child.once('exit', (c) => resolve(c)));
+	assert.equal(code, 0);
+
+	const bad = spawn(process.execPath, [cli, '--port', '1'], { stdio: 'ignore' });
+	assert.equal(await new Promise((resolve) => bad.once('exit', (c) => resolve(c))), 2);
+});

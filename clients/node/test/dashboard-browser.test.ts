@@ -147,8 +147,9 @@ test("a running job's bar moves while a worker completes children; it ends COMPL
 			 * histogram and all, for the README */
 			await db.sql(`SELECT batchjob_claim('worker-7', 2)`);
 			await page.click(`${row(running)} td.num`);
-			await page.waitForFunction(() => document.querySelectorAll('#histogram .hbar').length > 0 &&
-				document.querySelector('#child-table tbody')?.textContent?.includes('worker-7'), undefined, WAIT);
+			await page.waitForFunction((sel) => document.querySelectorAll('#histogram .hbar').length > 0 &&
+				document.querySelector('#child-table tbody')?.textContent?.includes('worker-7') &&
+				document.querySelector(`${sel} .c-processing`)?.textContent === '2 processing', row(running), WAIT);
 			mkdirSync(OUTPUT, { recursive: true });
 			await page.screenshot({ path: path.join(OUTPUT, 'dashboard.png') });
 			await db.sql(`SELECT batchjob_progress(job_id, 5, 5, 0), batchjob_complete(job_id)
