@@ -17,6 +17,9 @@ BJ_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG
 # The Node client's tests (clients/node) need node and npm: Debian's are
 # enough, and a node already on the PATH is kept.
 command -v node >/dev/null 2>&1 || BJ_PACKAGES+=" nodejs npm"
+# Its dashboard's tests drive a real browser (playwright-core): Debian's
+# chromium, unless one is already installed there.
+[ -x /usr/bin/chromium ] || BJ_PACKAGES+=" chromium"
 
 bj_log() { printf '== %s\n' "$*" >&2; }
 
