@@ -2,7 +2,7 @@
 
 MODULE_big = batchjob
 OBJS = batchjob.o src/fold.o src/lifecycle.o src/limits.o src/rollup.o \
-	src/tenant.o src/util.o
+	src/tenant.o src/util.o src/followups.o
 
 EXTENSION = batchjob
 DATA = batchjob--1.0.sql batchjob--1.0--1.1.sql batchjob--1.1--1.2.sql \
