@@ -1706,12 +1706,14 @@ CREATE TRIGGER batch_jobs_truncate_followups
 /*
  * Retention.  batchjob_purge deletes whole finished trees, root first in
  * job_id order, each only when every job in it is finished and the root
- * finished before now() - older_than.  It locks a tree's rows with SKIP
- * LOCKED and leaves the tree when any row is held (a worker, a fold, a
- * retry) or changed meanwhile; the locks of a tree it leaves go with the
- * subtransaction.  Once all its rows are locked no child can be added to
- * the tree (the foreign key's check needs a lock they conflict with), so
- * the tree read after locking is the tree deleted.  Deleting a tree in one
+ * finished before now() - older_than.  It locks the root, reads the tree
+ * level by level through the parent index, then locks every row of it
+ * with SKIP LOCKED, and leaves the tree when any row is held (a worker, a
+ * fold, a retry) or is not finished; the locks of a tree it leaves go with
+ * the subtransaction.  A child inserted under the tree before the read is
+ * seen by it; one being inserted holds its parent's row (the foreign key's
+ * check) against the lock, so the tree is left; once every row is locked
+ * no child can be added.  Deleting a tree in one
  * statement: the rollup finds its parents gone and folds nothing.  With
  * archive, the rows are first copied to batch_jobs_archive.
  */
@@ -1735,6 +1737,7 @@ DECLARE
     cutoff timestamptz;
     root bigint;
     tree bigint[];
+    level bigint[];
     locked bigint[];
     purged bigint := 0;
 BEGIN
@@ -1761,29 +1764,38 @@ BEGIN
     LOOP
         EXIT WHEN purged OPERATOR(pg_catalog.>=) max_rows;
         BEGIN
-            tree := ARRAY(
-                WITH RECURSIVE t(id) AS (
-                    SELECT root
-                    UNION ALL
-                    SELECT c.job_id FROM @extschema@.batch_jobs c
-                      JOIN t ON c.parent_job_id OPERATOR(pg_catalog.=) t.id)
-                SELECT t.id FROM t ORDER BY t.id);
+            PERFORM FROM @extschema@.batch_jobs r
+             WHERE r.job_id OPERATOR(pg_catalog.=) root
+               AND r.status OPERATOR(pg_catalog.=) ANY (ARRAY['COMPLETED', 'FAILED', 'CANCELLED']::pg_catalog.text[])
+             FOR UPDATE SKIP LOCKED;
+            CONTINUE WHEN NOT FOUND;
+            -- the tree, level by level, each level through the parent index
+            tree := ARRAY[root];
+            level := ARRAY[root];
+            LOOP
+                level := ARRAY(SELECT c.job_id FROM @extschema@.batch_jobs c
+                                WHERE c.parent_job_id OPERATOR(pg_catalog.=) ANY (level));
+                EXIT WHEN pg_catalog.cardinality(level) OPERATOR(pg_catalog.=) 0;
+                tree := tree OPERATOR(pg_catalog.||) level;
+                -- only parents have children
+                level := ARRAY(SELECT c.job_id FROM @extschema@.batch_jobs c
+                                WHERE c.job_id OPERATOR(pg_catalog.=) ANY (level) AND c.is_parent);
+                EXIT WHEN pg_catalog.cardinality(level) OPERATOR(pg_catalog.=) 0;
+            END LOOP;
             -- a tree larger than what is left of max_rows waits for a later call
-            CONTINUE WHEN pg_catalog.cardinality(tree) OPERATOR(pg_catalog.>)
-                          (max_rows OPERATOR(pg_catalog.-) purged);
+            IF pg_catalog.cardinality(tree) OPERATOR(pg_catalog.>)
+               (max_rows OPERATOR(pg_catalog.-) purged) THEN
+                RAISE EXCEPTION USING ERRCODE = 'BJ001';
+            END IF;
+            -- every row finished and free; with the root held, a child added
+            -- since is seen here, or holds its parent's row against this lock
             locked := ARRAY(
                 SELECT j.job_id FROM @extschema@.batch_jobs j
                  WHERE j.job_id OPERATOR(pg_catalog.=) ANY (tree)
                    AND j.status OPERATOR(pg_catalog.=) ANY (ARRAY['COMPLETED', 'FAILED', 'CANCELLED']::pg_catalog.text[])
-                 ORDER BY j.job_id FOR UPDATE SKIP LOCKED);
-            IF locked OPERATOR(pg_catalog.<>) tree OR tree OPERATOR(pg_catalog.<>) ARRAY(
-                WITH RECURSIVE t(id) AS (
-                    SELECT root
-                    UNION ALL
-                    SELECT c.job_id FROM @extschema@.batch_jobs c
-                      JOIN t ON c.parent_job_id OPERATOR(pg_catalog.=) t.id)
-                SELECT t.id FROM t ORDER BY t.id) THEN
-                -- held or changed: leave it, and let go of its locks
+                 FOR UPDATE SKIP LOCKED);
+            IF pg_catalog.cardinality(locked) OPERATOR(pg_catalog.<>) pg_catalog.cardinality(tree) THEN
+                -- held or unfinished: leave it, and let go of its locks
                 RAISE EXCEPTION USING ERRCODE = 'BJ001';
             END IF;
             IF archive THEN
