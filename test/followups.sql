@@ -8,7 +8,7 @@
  * they treat the worker functions), so each test forces the state it needs.
  */
 BEGIN;
-SELECT plan(67);
+SELECT plan(73);
 
 DELETE FROM batch_jobs;
 DELETE FROM batch_job_deltas;
@@ -234,6 +234,46 @@ SELECT is((SELECT count(*) FROM batch_jobs WHERE criteria = '{}' AND created_by 
     'a refused call created nothing');
 SELECT throws_ok($$SELECT batchjob_start_followups(NULL)$$, '22004',
     'job_id must not be null', 'batchjob_start_followups(NULL) (22004)');
+
+/* ---- as a submitter, with tenant isolation ---- */
+
+CREATE ROLE bjt_fu_alice;
+CREATE ROLE bjt_fu_bob;
+CREATE ROLE bjt_fu_worker;
+SELECT batchjob_grant('bjt_fu_alice', 'submitter', max_priority => 5);
+SELECT batchjob_grant('bjt_fu_bob', 'submitter');
+SELECT batchjob_grant('bjt_fu_worker', 'worker');
+INSERT INTO ids SELECT 'alice_job', job_id FROM batchjob_create_parent('{}', 'bjt_fu_alice');
+INSERT INTO ids SELECT 'bob_job', job_id FROM batchjob_create_parent('{}', 'bjt_fu_bob');
+GRANT SELECT ON ids TO bjt_fu_alice, bjt_fu_worker;
+SET LOCAL batchjob.tenant_isolation = on;
+SET ROLE bjt_fu_alice;
+SELECT is((SELECT status FROM batchjob_create_followup(ARRAY[pg_temp.jid('alice_job')], '{}',
+                                                       'bjt_fu_alice', priority => 5)),
+          'PENDING', 'a submitter makes a follow-up of its own job');
+SELECT throws_ok(format($$SELECT batchjob_create_followup(ARRAY[%s], '{}', 'bjt_fu_alice')$$,
+                        pg_temp.jid('bob_job')),
+    'P0002', format('job %s does not exist', pg_temp.jid('bob_job')),
+    'isolation: another tenant''s job answers as a missing one (P0002)');
+SELECT throws_ok(format($$SELECT batchjob_create_followup(ARRAY[%s], '{}', 'bjt_fu_bob')$$,
+                        pg_temp.jid('alice_job')),
+    '42501', 'permission denied to create jobs for tenant "bjt_fu_bob"',
+    'isolation: a follow-up in another tenant''s name (42501)');
+SELECT throws_ok(format($$SELECT batchjob_create_followup(ARRAY[%s], '{}', 'bjt_fu_alice', priority => 6)$$,
+                        pg_temp.jid('alice_job')),
+    '22023', 'priority must be at most 5 for role "bjt_fu_alice": 6',
+    'a priority above the submitter''s ceiling (22023)');
+SELECT throws_ok($$SELECT batchjob_start_followups(1)$$, '42501',
+    'permission denied for function batchjob_start_followups',
+    'a submitter may not call batchjob_start_followups (42501)');
+RESET ROLE;
+SET ROLE bjt_fu_worker;
+SELECT throws_ok(format($$SELECT batchjob_create_followup(ARRAY[%s], '{}', 'bjt_fu_alice')$$,
+                        pg_temp.jid('alice_job')),
+    '42501', 'permission denied for function batchjob_create_followup',
+    'a worker may not create follow-ups (42501)');
+RESET ROLE;
+SET LOCAL batchjob.tenant_isolation = off;
 
 /* ---- batchjob_verify ---- */
 
