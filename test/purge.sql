@@ -8,7 +8,7 @@
  * tests move completed_at back by hand to make a tree old.
  */
 BEGIN;
-SELECT plan(24);
+SELECT plan(27);
 
 DELETE FROM batch_jobs;
 DELETE FROM batch_job_deltas;
@@ -121,6 +121,19 @@ SELECT is((SELECT count(*) FROM batch_job_deltas WHERE parent_job_id = pg_temp.j
     'its waiting differences are gone');
 SELECT is((SELECT count(*) FROM batch_job_followups WHERE job_id = pg_temp.jid('f')), 0::bigint,
     'the follow-up''s rows in batch_job_followups are gone');
+
+/* ---- a whole tree deleted by hand, as purge does, and by the cascade ---- */
+
+SELECT pg_temp.tree('d1', 2, false);
+SELECT pg_temp.tree('d1.sub', 2, false, 'd1');
+DELETE FROM batch_jobs WHERE job_id IN (SELECT id FROM ids WHERE name LIKE 'd1%');
+SELECT is((SELECT count(*) FROM batch_job_deltas), 0::bigint,
+    'deleting an unfinished tree in one statement leaves no difference behind');
+SELECT pg_temp.tree('d2', 2, false);
+SELECT pg_temp.tree('d2.sub', 2, false, 'd2');
+DELETE FROM batch_jobs WHERE job_id = pg_temp.jid('d2');
+SELECT ok(NOT pg_temp.there('d2.sub.1'), 'deleting a root deletes its tree (ON DELETE CASCADE)');
+SELECT is_empty('SELECT * FROM batchjob_verify()', 'verify finds nothing wrong after both');
 
 /* ---- archive ---- */
 
