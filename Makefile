@@ -2,18 +2,20 @@
 
 MODULE_big = batchjob
 OBJS = batchjob.o src/errors.o src/fold.o src/lifecycle.o src/limits.o \
-	src/rollup.o src/schema.o src/spi_plans.o src/status.o src/tenant.o
+	src/rollup.o src/schema.o src/spi_plans.o src/status.o src/tenant.o \
+	src/followups.o
 
 EXTENSION = batchjob
 DATA = batchjob--1.0.sql batchjob--1.0--1.1.sql batchjob--1.1--1.2.sql \
 	batchjob--1.2.sql
 PGFILEDESC = "batchjob - parent/child batch jobs with in-database rollup"
 
-REGRESS = core rollup errors
+REGRESS = core rollup errors followups
 REGRESS_OPTS = --inputdir=. --load-extension=batchjob
 ISOLATION = rollup_concurrent rollup_lock_order refresh_concurrent \
 	split_concurrent claim_concurrent claim_fail_fast lifecycle_finish_race \
-	lifecycle_cancel_complete lifecycle_reap_heartbeat lifecycle_no_deadlock
+	lifecycle_cancel_complete lifecycle_reap_heartbeat lifecycle_no_deadlock \
+	followups_race purge_concurrent
 ISOLATION_OPTS = --load-extension=batchjob
 # Perl TAP tests (PostgreSQL::Test::Cluster), each on servers of its own:
 # make prove_installcheck runs them alone; make installcheck, as PGXS does,

@@ -1503,6 +1503,677 @@ BEGIN
 END;
 $$;
 
+/* ==== begin: follow-up jobs and retention (1.2) ==================== */
+
+/*
+ * Follow-up jobs.  A follow-up is a plain, top-level job that starts when
+ * the jobs it waits for (parents or plain jobs) finish.  While it waits it
+ * is PENDING with run_at 'infinity': the claim, batchjob_next_pending and
+ * the batchjob_jobs_available notice pass it over with their statements
+ * and their cost unchanged, and, having no parent, it is in no parent's
+ * child counters.  One row of batch_job_followups per job it waits for;
+ * the waited-for job carries has_followers, which the trigger's WHEN
+ * clause reads from the new row, so a queue without follow-ups never
+ * queues an event.  batchjob_start_followups() holds the rule of what
+ * starts and what is cancelled (src/followups.c creates follow-ups).
+ *
+ * A column with a constant default: no row is rewritten.
+ */
+ALTER TABLE @extschema@.batch_jobs
+    ADD COLUMN has_followers boolean NOT NULL DEFAULT false;
+
+COMMENT ON COLUMN @extschema@.batch_jobs.has_followers IS
+    'true once a follow-up waits for this job (batchjob_create_followup); its finish then starts or cancels them';
+
+/*
+ * No foreign keys: TRUNCATE batch_jobs must keep working (a trigger below
+ * empties this table with it), and a row stays when the follow-up is
+ * deleted by hand; batchjob_purge removes the rows of the jobs it deletes.
+ */
+CREATE TABLE @extschema@.batch_job_followups (
+    job_id       bigint NOT NULL,
+    after_job_id bigint NOT NULL,
+    after        text NOT NULL,
+    done_at      timestamptz,
+    PRIMARY KEY (job_id, after_job_id),
+    CONSTRAINT batch_job_followups_after_check
+        CHECK (after OPERATOR(pg_catalog.=) ANY (ARRAY['success', 'complete']::pg_catalog.text[])),
+    CONSTRAINT batch_job_followups_self_check
+        CHECK (job_id OPERATOR(pg_catalog.<>) after_job_id)
+);
+
+CREATE INDEX batch_job_followups_after_idx
+    ON @extschema@.batch_job_followups (after_job_id) WHERE done_at IS NULL;
+
+COMMENT ON TABLE @extschema@.batch_job_followups IS
+    'what each follow-up job waits for: one row per waited-for job';
+COMMENT ON COLUMN @extschema@.batch_job_followups.job_id IS
+    'the follow-up';
+COMMENT ON COLUMN @extschema@.batch_job_followups.after_job_id IS
+    'a job it waits for';
+COMMENT ON COLUMN @extschema@.batch_job_followups.after IS
+    'success: start only if that job ends COMPLETED with no failed child, else cancel; complete: start however it ends';
+COMMENT ON COLUMN @extschema@.batch_job_followups.done_at IS
+    'when that job finished (NULL while the follow-up still waits for it)';
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.batch_job_followups', '');
+REVOKE ALL ON TABLE @extschema@.batch_job_followups FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.batchjob_create_followup(
+    after_job_ids bigint[],
+    criteria jsonb,
+    created_by text,
+    after text DEFAULT 'success',
+    priority integer DEFAULT 0,
+    total_records bigint DEFAULT NULL)
+RETURNS @extschema@.batch_jobs
+AS 'MODULE_PATHNAME', 'batchjob_create_followup'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION @extschema@.batchjob_create_followup(bigint[], jsonb, text, text, integer, bigint) IS
+    'creates a plain job that waits until every job of after_job_ids has finished; after success it is cancelled unless each ended COMPLETED with no failed child';
+REVOKE ALL ON FUNCTION @extschema@.batchjob_create_followup(bigint[], jsonb, text, text, integer, bigint) FROM PUBLIC;
+
+/*
+ * Starts or cancels what waits for a finished job; the one place of the
+ * rule.  Called by the trigger in the transaction that finished the job,
+ * by batchjob_create_followup for jobs already finished, and by an admin
+ * as the repair batchjob_verify() points to.  A job that does not exist
+ * counts as neither finished well nor at all: what waits for it is
+ * cancelled.  Each follow-up's row is locked before its wait is marked
+ * done, so two jobs of a fan-in finishing at once take turns, and the
+ * second sees the first's mark and starts it (each statement here reads
+ * a fresh snapshot under READ COMMITTED).  Follow-ups are locked in
+ * job_id order.
+ */
+CREATE FUNCTION @extschema@.batchjob_start_followups(job_id bigint)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p record;
+    f record;
+    there boolean;
+    ok boolean;
+    outcome text;
+    n bigint := 0;
+BEGIN
+    IF $1 IS NULL THEN
+        RAISE EXCEPTION 'job_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT j.status, j.child_failed, j.error_details INTO p
+      FROM @extschema@.batch_jobs j WHERE j.job_id OPERATOR(pg_catalog.=) $1;
+    there := FOUND;
+    IF there AND NOT p.status OPERATOR(pg_catalog.=) ANY (ARRAY['COMPLETED', 'FAILED', 'CANCELLED']::pg_catalog.text[]) THEN
+        RETURN 0;
+    END IF;
+    ok := there AND p.status OPERATOR(pg_catalog.=) 'COMPLETED'
+          AND p.child_failed OPERATOR(pg_catalog.=) 0;
+    outcome := CASE WHEN NOT there THEN 'was deleted'
+                    ELSE 'ended ' OPERATOR(pg_catalog.||) p.status OPERATOR(pg_catalog.||)
+                         COALESCE(' (' OPERATOR(pg_catalog.||) p.error_details OPERATOR(pg_catalog.||) ')', '')
+               END;
+
+    FOR f IN
+        SELECT w.job_id AS id, w.after
+          FROM @extschema@.batch_job_followups w
+         WHERE w.after_job_id OPERATOR(pg_catalog.=) $1 AND w.done_at IS NULL
+         ORDER BY w.job_id
+    LOOP
+        PERFORM FROM @extschema@.batch_jobs j
+         WHERE j.job_id OPERATOR(pg_catalog.=) f.id FOR NO KEY UPDATE;
+        UPDATE @extschema@.batch_job_followups w SET done_at = pg_catalog.now()
+         WHERE w.job_id OPERATOR(pg_catalog.=) f.id
+           AND w.after_job_id OPERATOR(pg_catalog.=) $1 AND w.done_at IS NULL;
+        CONTINUE WHEN NOT FOUND;
+        IF f.after OPERATOR(pg_catalog.=) 'success' AND NOT ok THEN
+            -- it waits for nothing else any more
+            UPDATE @extschema@.batch_job_followups w SET done_at = pg_catalog.now()
+             WHERE w.job_id OPERATOR(pg_catalog.=) f.id AND w.done_at IS NULL;
+            UPDATE @extschema@.batch_jobs j
+               SET status = 'CANCELLED', run_at = pg_catalog.now(),
+                   error_details = pg_catalog.format('job %s, which it waited for, %s', $1, outcome)
+             WHERE j.job_id OPERATOR(pg_catalog.=) f.id
+               AND j.status OPERATOR(pg_catalog.=) 'PENDING';
+            IF FOUND THEN
+                n := n OPERATOR(pg_catalog.+) 1;
+            END IF;
+        ELSIF NOT EXISTS (SELECT FROM @extschema@.batch_job_followups w
+                           WHERE w.job_id OPERATOR(pg_catalog.=) f.id AND w.done_at IS NULL) THEN
+            UPDATE @extschema@.batch_jobs j SET run_at = pg_catalog.now()
+             WHERE j.job_id OPERATOR(pg_catalog.=) f.id
+               AND j.status OPERATOR(pg_catalog.=) 'PENDING'
+               AND j.run_at OPERATOR(pg_catalog.=) 'infinity'::pg_catalog.timestamptz;
+            IF FOUND THEN
+                n := n OPERATOR(pg_catalog.+) 1;
+                PERFORM pg_catalog.pg_notify('batchjob_jobs_available', '');
+            END IF;
+        END IF;
+    END LOOP;
+    RETURN n;
+END;
+$$;
+
+COMMENT ON FUNCTION @extschema@.batchjob_start_followups(bigint) IS
+    'starts (or, after success, cancels) the follow-ups waiting for a finished job; returns how many changed. Runs by itself when the job finishes; call it to repair what batchjob_verify() reports';
+REVOKE ALL ON FUNCTION @extschema@.batchjob_start_followups(bigint) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.batchjob_followups_finish()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM @extschema@.batchjob_start_followups(NEW.job_id);
+    RETURN NULL;
+END;
+$$;
+
+COMMENT ON FUNCTION @extschema@.batchjob_followups_finish() IS
+    'trigger: a job that has followers finished; starts or cancels them';
+REVOKE ALL ON FUNCTION @extschema@.batchjob_followups_finish() FROM PUBLIC;
+
+CREATE TRIGGER batch_jobs_followups
+    AFTER UPDATE ON @extschema@.batch_jobs
+    FOR EACH ROW
+    WHEN (NEW.has_followers
+          AND NEW.status OPERATOR(pg_catalog.=) ANY (ARRAY['COMPLETED', 'FAILED', 'CANCELLED']::pg_catalog.text[])
+          AND NOT OLD.status OPERATOR(pg_catalog.=) ANY (ARRAY['COMPLETED', 'FAILED', 'CANCELLED']::pg_catalog.text[]))
+    EXECUTE FUNCTION @extschema@.batchjob_followups_finish();
+
+/* TRUNCATE batch_jobs takes what waits with it, so no reused id inherits a wait. */
+CREATE FUNCTION @extschema@.batchjob_followups_truncate()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    TRUNCATE @extschema@.batch_job_followups;
+    RETURN NULL;
+END;
+$$;
+
+COMMENT ON FUNCTION @extschema@.batchjob_followups_truncate() IS
+    'trigger: TRUNCATE batch_jobs empties batch_job_followups too';
+REVOKE ALL ON FUNCTION @extschema@.batchjob_followups_truncate() FROM PUBLIC;
+
+CREATE TRIGGER batch_jobs_truncate_followups
+    AFTER TRUNCATE ON @extschema@.batch_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.batchjob_followups_truncate();
+
+/*
+ * Retention.  batchjob_purge deletes whole finished trees, root first in
+ * job_id order, each only when every job in it is finished and the root
+ * finished before now() - older_than.  It locks the root, reads the tree
+ * level by level through the parent index, then locks every row of it
+ * with SKIP LOCKED, and leaves the tree when any row is held (a worker, a
+ * fold, a retry) or is not finished; the locks of a tree it leaves go with
+ * the subtransaction.  A child inserted under the tree before the read is
+ * seen by it; one being inserted holds its parent's row (the foreign key's
+ * check) against the lock, so the tree is left; once every row is locked
+ * no child can be added.  Deleting a tree in one
+ * statement: the rollup finds its parents gone and folds nothing.  With
+ * archive, the rows are first copied to batch_jobs_archive.
+ */
+CREATE TABLE @extschema@.batch_jobs_archive (LIKE @extschema@.batch_jobs);
+ALTER TABLE @extschema@.batch_jobs_archive ADD PRIMARY KEY (job_id);
+
+COMMENT ON TABLE @extschema@.batch_jobs_archive IS
+    'finished jobs batchjob_purge(..., archive => true) removed from batch_jobs, as they were';
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.batch_jobs_archive', '');
+REVOKE ALL ON TABLE @extschema@.batch_jobs_archive FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.batchjob_purge(older_than interval,
+                                           max_rows integer DEFAULT 10000,
+                                           archive boolean DEFAULT false)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cutoff timestamptz;
+    root bigint;
+    tree bigint[];
+    level bigint[];
+    locked bigint[];
+    purged bigint := 0;
+BEGIN
+    IF older_than IS NULL OR max_rows IS NULL OR archive IS NULL THEN
+        RAISE EXCEPTION 'older_than, max_rows and archive must not be null'
+            USING ERRCODE = '22004';
+    END IF;
+    IF max_rows OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'max_rows must be at least 1: %', max_rows
+            USING ERRCODE = '22023';
+    END IF;
+    IF older_than OPERATOR(pg_catalog.<) '0'::pg_catalog.interval THEN
+        RAISE EXCEPTION 'older_than must not be negative: %', older_than
+            USING ERRCODE = '22023';
+    END IF;
+    cutoff := pg_catalog.now() OPERATOR(pg_catalog.-) older_than;
+
+    FOR root IN
+        SELECT r.job_id FROM @extschema@.batch_jobs r
+         WHERE r.parent_job_id IS NULL
+           AND r.status OPERATOR(pg_catalog.=) ANY (ARRAY['COMPLETED', 'FAILED', 'CANCELLED']::pg_catalog.text[])
+           AND r.completed_at OPERATOR(pg_catalog.<) cutoff
+         ORDER BY r.job_id
+    LOOP
+        EXIT WHEN purged OPERATOR(pg_catalog.>=) max_rows;
+        BEGIN
+            PERFORM FROM @extschema@.batch_jobs r
+             WHERE r.job_id OPERATOR(pg_catalog.=) root
+               AND r.status OPERATOR(pg_catalog.=) ANY (ARRAY['COMPLETED', 'FAILED', 'CANCELLED']::pg_catalog.text[])
+             FOR UPDATE SKIP LOCKED;
+            CONTINUE WHEN NOT FOUND;
+            -- the tree, level by level, each level through the parent index
+            tree := ARRAY[root];
+            level := ARRAY[root];
+            LOOP
+                level := ARRAY(SELECT c.job_id FROM @extschema@.batch_jobs c
+                                WHERE c.parent_job_id OPERATOR(pg_catalog.=) ANY (level));
+                EXIT WHEN pg_catalog.cardinality(level) OPERATOR(pg_catalog.=) 0;
+                tree := tree OPERATOR(pg_catalog.||) level;
+                -- only parents have children
+                level := ARRAY(SELECT c.job_id FROM @extschema@.batch_jobs c
+                                WHERE c.job_id OPERATOR(pg_catalog.=) ANY (level) AND c.is_parent);
+                EXIT WHEN pg_catalog.cardinality(level) OPERATOR(pg_catalog.=) 0;
+            END LOOP;
+            -- a tree larger than what is left of max_rows waits for a later call
+            IF pg_catalog.cardinality(tree) OPERATOR(pg_catalog.>)
+               (max_rows OPERATOR(pg_catalog.-) purged) THEN
+                RAISE EXCEPTION USING ERRCODE = 'BJ001';
+            END IF;
+            -- every row finished and free; with the root held, a child added
+            -- since is seen here, or holds its parent's row against this lock
+            locked := ARRAY(
+                SELECT j.job_id FROM @extschema@.batch_jobs j
+                 WHERE j.job_id OPERATOR(pg_catalog.=) ANY (tree)
+                   AND j.status OPERATOR(pg_catalog.=) ANY (ARRAY['COMPLETED', 'FAILED', 'CANCELLED']::pg_catalog.text[])
+                 FOR UPDATE SKIP LOCKED);
+            IF pg_catalog.cardinality(locked) OPERATOR(pg_catalog.<>) pg_catalog.cardinality(tree) THEN
+                -- held or unfinished: leave it, and let go of its locks
+                RAISE EXCEPTION USING ERRCODE = 'BJ001';
+            END IF;
+            IF archive THEN
+                INSERT INTO @extschema@.batch_jobs_archive
+                SELECT j.* FROM @extschema@.batch_jobs j
+                 WHERE j.job_id OPERATOR(pg_catalog.=) ANY (tree);
+            END IF;
+            DELETE FROM @extschema@.batch_job_deltas d
+             WHERE d.parent_job_id OPERATOR(pg_catalog.=) ANY (tree);
+            DELETE FROM @extschema@.batch_job_followups w
+             WHERE w.job_id OPERATOR(pg_catalog.=) ANY (tree);
+            DELETE FROM @extschema@.batch_jobs j
+             WHERE j.job_id OPERATOR(pg_catalog.=) ANY (tree);
+            purged := purged OPERATOR(pg_catalog.+) pg_catalog.cardinality(tree);
+        EXCEPTION WHEN SQLSTATE 'BJ001' THEN
+            NULL;
+        END;
+    END LOOP;
+    RETURN purged;
+END;
+$$;
+
+COMMENT ON FUNCTION @extschema@.batchjob_purge(interval, integer, boolean) IS
+    'deletes finished job trees whose root finished before now() - older_than, at most max_rows rows, skipping rows others hold; with archive, copies them to batch_jobs_archive first; returns how many rows it deleted';
+REVOKE ALL ON FUNCTION @extschema@.batchjob_purge(interval, integer, boolean) FROM PUBLIC;
+
+/*
+ * batchjob_verify(): as above, plus follow-ups left waiting (a start that
+ * was lost, a waited-for job deleted, a wait without has_followers).
+ */
+CREATE OR REPLACE FUNCTION @extschema@.batchjob_verify()
+RETURNS TABLE (job_id bigint, problem text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH kids AS (
+    SELECT c.parent_job_id AS id,
+           count(*) FILTER (WHERE c.status OPERATOR(pg_catalog.=) 'PENDING') AS pending,
+           count(*) FILTER (WHERE c.status OPERATOR(pg_catalog.=) 'PROCESSING') AS processing,
+           count(*) FILTER (WHERE c.status OPERATOR(pg_catalog.=) 'COMPLETED') AS completed,
+           count(*) FILTER (WHERE c.status OPERATOR(pg_catalog.=) 'FAILED') AS failed,
+           count(*) FILTER (WHERE c.status OPERATOR(pg_catalog.=) 'CANCELLED') AS cancelled,
+           COALESCE(sum(c.total_records), 0) AS total,
+           COALESCE(sum(c.processed_records), 0) AS processed,
+           COALESCE(sum(c.success_count), 0) AS success,
+           COALESCE(sum(c.error_count), 0) AS errors
+      FROM @extschema@.batch_jobs c
+     WHERE c.parent_job_id IS NOT NULL
+     GROUP BY c.parent_job_id),
+waiting AS (
+    SELECT d.parent_job_id AS id, count(*) AS n,
+           sum(d.child_pending) AS pending, sum(d.child_processing) AS processing,
+           sum(d.child_completed) AS completed, sum(d.child_failed) AS failed,
+           sum(d.child_cancelled) AS cancelled, sum(d.total_records) AS total,
+           sum(d.processed_records) AS processed, sum(d.success_count) AS success,
+           sum(d.error_count) AS errors
+      FROM @extschema@.batch_job_deltas d
+     GROUP BY d.parent_job_id),
+parents AS (
+    SELECT p.job_id, p.status, p.child_pending, p.child_processing,
+           p.child_completed, p.child_failed, p.child_cancelled,
+           p.total_records, p.processed_records, p.success_count,
+           p.error_count,
+           COALESCE(k.pending, 0) AS k_pending, COALESCE(k.processing, 0) AS k_processing,
+           COALESCE(k.completed, 0) AS k_completed, COALESCE(k.failed, 0) AS k_failed,
+           COALESCE(k.cancelled, 0) AS k_cancelled, k.total AS k_total,
+           k.processed AS k_processed, k.success AS k_success, k.errors AS k_errors,
+           COALESCE(w.n, 0) AS w_n,
+           COALESCE(w.pending, 0) AS w_pending, COALESCE(w.processing, 0) AS w_processing,
+           COALESCE(w.completed, 0) AS w_completed, COALESCE(w.failed, 0) AS w_failed,
+           COALESCE(w.cancelled, 0) AS w_cancelled, COALESCE(w.total, 0) AS w_total,
+           COALESCE(w.processed, 0) AS w_processed, COALESCE(w.success, 0) AS w_success,
+           COALESCE(w.errors, 0) AS w_errors,
+           p.child_pending OPERATOR(pg_catalog.+) p.child_processing
+             OPERATOR(pg_catalog.+) p.child_completed OPERATOR(pg_catalog.+) p.child_failed
+             OPERATOR(pg_catalog.+) p.child_cancelled AS stored_children
+      FROM @extschema@.batch_jobs p
+      LEFT JOIN kids k ON k.id OPERATOR(pg_catalog.=) p.job_id
+      LEFT JOIN waiting w ON w.id OPERATOR(pg_catalog.=) p.job_id
+     WHERE p.is_parent)
+SELECT x.job_id, x.problem FROM (
+    SELECT job_id, pg_catalog.format(
+               'child counts %s/%s/%s/%s/%s (pending/processing/completed/failed/cancelled, with %s waiting differences) but its children are %s/%s/%s/%s/%s',
+               child_pending OPERATOR(pg_catalog.+) w_pending,
+               child_processing OPERATOR(pg_catalog.+) w_processing,
+               child_completed OPERATOR(pg_catalog.+) w_completed,
+               child_failed OPERATOR(pg_catalog.+) w_failed,
+               child_cancelled OPERATOR(pg_catalog.+) w_cancelled, w_n,
+               k_pending, k_processing, k_completed, k_failed, k_cancelled) AS problem
+      FROM parents
+     WHERE (child_pending OPERATOR(pg_catalog.+) w_pending, child_processing OPERATOR(pg_catalog.+) w_processing,
+            child_completed OPERATOR(pg_catalog.+) w_completed, child_failed OPERATOR(pg_catalog.+) w_failed,
+            child_cancelled OPERATOR(pg_catalog.+) w_cancelled)
+           IS DISTINCT FROM (k_pending, k_processing, k_completed, k_failed, k_cancelled)
+    UNION ALL
+    SELECT job_id, pg_catalog.format(
+               'figures %s/%s/%s/%s (total/processed/success/errors, with waiting differences) but its children sum to %s/%s/%s/%s',
+               CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_total
+                    ELSE COALESCE(total_records, 0) OPERATOR(pg_catalog.+) w_total END,
+               CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_processed
+                    ELSE processed_records OPERATOR(pg_catalog.+) w_processed END,
+               CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_success
+                    ELSE success_count OPERATOR(pg_catalog.+) w_success END,
+               CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_errors
+                    ELSE error_count OPERATOR(pg_catalog.+) w_errors END,
+               k_total, k_processed, k_success, k_errors)
+      FROM parents
+     WHERE k_total IS NOT NULL
+       AND (CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_total
+                 ELSE COALESCE(total_records, 0) OPERATOR(pg_catalog.+) w_total END,
+            CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_processed
+                 ELSE processed_records OPERATOR(pg_catalog.+) w_processed END,
+            CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_success
+                 ELSE success_count OPERATOR(pg_catalog.+) w_success END,
+            CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_errors
+                 ELSE error_count OPERATOR(pg_catalog.+) w_errors END)
+           IS DISTINCT FROM (k_total, k_processed, k_success, k_errors)
+    UNION ALL
+    SELECT job_id, pg_catalog.format('status %s while %s of its children are unfinished',
+                                     status, k_pending OPERATOR(pg_catalog.+) k_processing)
+      FROM parents
+     WHERE w_n OPERATOR(pg_catalog.=) 0
+       AND status OPERATOR(pg_catalog.=) ANY (ARRAY['COMPLETED', 'FAILED', 'CANCELLED']::pg_catalog.text[])
+       AND k_pending OPERATOR(pg_catalog.+) k_processing OPERATOR(pg_catalog.>) 0
+    UNION ALL
+    SELECT job_id, pg_catalog.format('status %s while all %s of its children are finished',
+                                     status, k_completed OPERATOR(pg_catalog.+) k_failed
+                                       OPERATOR(pg_catalog.+) k_cancelled)
+      FROM parents
+     WHERE w_n OPERATOR(pg_catalog.=) 0
+       AND status OPERATOR(pg_catalog.=) ANY (ARRAY['PENDING', 'PROCESSING']::pg_catalog.text[])
+       AND k_total IS NOT NULL
+       AND k_pending OPERATOR(pg_catalog.+) k_processing OPERATOR(pg_catalog.=) 0
+    UNION ALL
+    SELECT j.job_id, 'PROCESSING without a lease'
+      FROM @extschema@.batch_jobs j
+     WHERE j.status OPERATOR(pg_catalog.=) 'PROCESSING' AND NOT j.is_parent
+       AND j.locked_until IS NULL
+    UNION ALL
+    SELECT j.job_id, 'has children but is not a parent'
+      FROM @extschema@.batch_jobs j
+     WHERE NOT j.is_parent
+       AND EXISTS (SELECT FROM @extschema@.batch_jobs c
+                    WHERE c.parent_job_id OPERATOR(pg_catalog.=) j.job_id)
+    UNION ALL
+    SELECT w.id, 'waiting differences for a job that does not exist'
+      FROM waiting w
+     WHERE NOT EXISTS (SELECT FROM @extschema@.batch_jobs j
+                        WHERE j.job_id OPERATOR(pg_catalog.=) w.id)
+    UNION ALL
+    -- FOLD_BOUND_SECS in src/fold.c: a committed difference is folded long
+    -- before this unless something stops its fold
+    SELECT d.parent_job_id, pg_catalog.format(
+               '%s differences waiting since %s, longer than the %s seconds a fold may take',
+               pg_catalog.count(*), pg_catalog.min(d.deferred_at), 60)
+      FROM @extschema@.batch_job_deltas d
+     WHERE d.deferred_at OPERATOR(pg_catalog.<)
+           (pg_catalog.now() OPERATOR(pg_catalog.-) '60 seconds'::pg_catalog.interval)
+     GROUP BY d.parent_job_id
+    UNION ALL
+    -- a follow-up still waits for a job that has finished: its start was lost
+    SELECT w.job_id, pg_catalog.format('follow-up still waits for job %s, which is %s',
+                                       w.after_job_id, a.status)
+      FROM @extschema@.batch_job_followups w
+      JOIN @extschema@.batch_jobs f ON f.job_id OPERATOR(pg_catalog.=) w.job_id
+      JOIN @extschema@.batch_jobs a ON a.job_id OPERATOR(pg_catalog.=) w.after_job_id
+     WHERE w.done_at IS NULL
+       AND f.status OPERATOR(pg_catalog.=) 'PENDING'
+       AND a.status OPERATOR(pg_catalog.=) ANY (ARRAY['COMPLETED', 'FAILED', 'CANCELLED']::pg_catalog.text[])
+    UNION ALL
+    SELECT w.job_id, pg_catalog.format('follow-up waits for job %s, which does not exist',
+                                       w.after_job_id)
+      FROM @extschema@.batch_job_followups w
+      JOIN @extschema@.batch_jobs f ON f.job_id OPERATOR(pg_catalog.=) w.job_id
+     WHERE w.done_at IS NULL
+       AND f.status OPERATOR(pg_catalog.=) 'PENDING'
+       AND NOT EXISTS (SELECT FROM @extschema@.batch_jobs a
+                        WHERE a.job_id OPERATOR(pg_catalog.=) w.after_job_id)
+    UNION ALL
+    SELECT w.after_job_id, pg_catalog.format('follow-up %s waits for it, but has_followers is false',
+                                             w.job_id)
+      FROM @extschema@.batch_job_followups w
+      JOIN @extschema@.batch_jobs a ON a.job_id OPERATOR(pg_catalog.=) w.after_job_id
+     WHERE w.done_at IS NULL AND NOT a.has_followers
+    UNION ALL
+    SELECT f.job_id, 'follow-up waits for nothing any more but has not started'
+      FROM @extschema@.batch_jobs f
+     WHERE f.status OPERATOR(pg_catalog.=) 'PENDING'
+       AND f.run_at OPERATOR(pg_catalog.=) 'infinity'::pg_catalog.timestamptz
+       AND EXISTS (SELECT FROM @extschema@.batch_job_followups w
+                    WHERE w.job_id OPERATOR(pg_catalog.=) f.job_id)
+       AND NOT EXISTS (SELECT FROM @extschema@.batch_job_followups w
+                        WHERE w.job_id OPERATOR(pg_catalog.=) f.job_id
+                          AND w.done_at IS NULL)
+) x
+ORDER BY x.job_id, x.problem;
+$$;
+
+/*
+ * batchjob_grant and batchjob_revoke: as above, plus batchjob_create_followup
+ * for submitters and the two new tables for admins.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.batchjob_grant(role regrole, level text,
+                                           tenants text[] DEFAULT NULL,
+                                           max_priority integer DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nsp text;
+    fn regprocedure;
+    wanted text[];
+BEGIN
+    IF role IS NULL OR level IS NULL THEN
+        RAISE EXCEPTION 'role and level must not be null' USING ERRCODE = '22004';
+    END IF;
+    wanted := CASE level
+        WHEN 'worker' THEN ARRAY['batchjob_children', 'batchjob_child_counts',
+            'batchjob_next_pending', 'batchjob_claim', 'batchjob_heartbeat',
+            'batchjob_progress', 'batchjob_complete', 'batchjob_fail']
+        WHEN 'submitter' THEN ARRAY['batchjob_children', 'batchjob_child_counts',
+            'batchjob_next_pending', 'batchjob_create_parent',
+            'batchjob_create_child', 'batchjob_split', 'batchjob_cancel',
+            'batchjob_retry', 'batchjob_create_followup']
+        WHEN 'admin' THEN NULL
+        ELSE ARRAY[]::text[] END;
+    IF wanted IS NOT NULL AND pg_catalog.cardinality(wanted) OPERATOR(pg_catalog.=) 0 THEN
+        RAISE EXCEPTION 'unknown access level "%"', level
+            USING ERRCODE = '22023', HINT = 'Use worker, submitter or admin.';
+    END IF;
+    IF tenants IS NOT NULL AND level OPERATOR(pg_catalog.<>) 'worker' THEN
+        RAISE EXCEPTION 'only a worker serves a list of tenants'
+            USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.array_position(tenants, NULL::text) IS NOT NULL THEN
+        RAISE EXCEPTION 'tenants must not contain NULL'
+            USING ERRCODE = '22004',
+                  DETAIL = 'A tenant is a created_by value; NULL names none.';
+    END IF;
+    IF max_priority IS NOT NULL AND level OPERATOR(pg_catalog.<>) 'submitter' THEN
+        RAISE EXCEPTION 'only a submitter has a max_priority'
+            USING ERRCODE = '22023',
+                  HINT = 'Admins set any priority; workers create no jobs.';
+    END IF;
+    IF max_priority OPERATOR(pg_catalog.<) 0 THEN
+        RAISE EXCEPTION 'max_priority must not be negative: %', max_priority
+            USING ERRCODE = '22023';
+    END IF;
+
+    SELECT n.nspname INTO nsp
+      FROM pg_catalog.pg_extension e
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+     WHERE e.extname OPERATOR(pg_catalog.=) 'batchjob';
+
+    EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO %s', nsp, role);
+    EXECUTE pg_catalog.format('GRANT SELECT ON %I.batch_jobs, %I.batch_job_progress TO %s',
+                              nsp, nsp, role);
+    FOR fn IN
+        SELECT p.oid::pg_catalog.regprocedure
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+           AND d.refobjid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
+                                                   WHERE e.extname OPERATOR(pg_catalog.=) 'batchjob')
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'
+           AND p.prorettype OPERATOR(pg_catalog.<>) 'pg_catalog.trigger'::pg_catalog.regtype
+           AND p.proname OPERATOR(pg_catalog.<>) 'batchjob_tenant_visible'
+           AND (wanted IS NULL OR p.proname OPERATOR(pg_catalog.=) ANY (wanted))
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', fn, role);
+    END LOOP;
+
+    IF level OPERATOR(pg_catalog.=) 'worker' THEN
+        EXECUTE pg_catalog.format(
+            'INSERT INTO %I.batch_job_workers AS w (worker, tenants) VALUES ($1, $2)'
+            ' ON CONFLICT (worker) DO UPDATE SET tenants = EXCLUDED.tenants', nsp)
+            USING role, tenants;
+    END IF;
+
+    IF level OPERATOR(pg_catalog.=) 'submitter' THEN
+        EXECUTE pg_catalog.format(
+            'INSERT INTO %I.batch_job_submitters AS s (submitter, max_priority)'
+            ' VALUES ($1, COALESCE($2, 0)) ON CONFLICT (submitter) DO UPDATE'
+            ' SET max_priority = COALESCE($2, s.max_priority)', nsp)
+            USING role, max_priority;
+    END IF;
+
+    /*
+     * Not ALL: TRIGGER (or REFERENCES) on these tables would let an admin
+     * attach code that the SECURITY DEFINER functions then run as the
+     * extension's owner.
+     */
+    IF level OPERATOR(pg_catalog.=) 'admin' THEN
+        EXECUTE pg_catalog.format(
+            'GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON TABLE %I.batch_jobs,'
+            ' %I.batch_job_deltas, %I.batch_job_workers, %I.batch_job_submitters,'
+            ' %I.batch_job_followups, %I.batch_jobs_archive TO %s',
+            nsp, nsp, nsp, nsp, nsp, nsp, role);
+        EXECUTE pg_catalog.format('GRANT SELECT ON %I.batch_job_progress TO %s', nsp, role);
+        EXECUTE pg_catalog.format('GRANT ALL ON SEQUENCE %I.batch_jobs_job_id_seq TO %s',
+                                  nsp, role);
+    END IF;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.batchjob_revoke(role regrole)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ext oid;
+    nspid oid;
+    nsp text;
+    fn regprocedure;
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT e.oid, n.oid, n.nspname INTO ext, nspid, nsp
+      FROM pg_catalog.pg_extension e
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+     WHERE e.extname OPERATOR(pg_catalog.=) 'batchjob';
+
+    FOR fn IN
+        SELECT p.oid::pg_catalog.regprocedure
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+           AND d.refobjid OPERATOR(pg_catalog.=) ext
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'
+           AND p.proname OPERATOR(pg_catalog.<>) 'batchjob_tenant_visible'
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %s', fn, role);
+    END LOOP;
+    EXECUTE pg_catalog.format(
+        'REVOKE ALL ON TABLE %I.batch_jobs, %I.batch_job_deltas, %I.batch_job_progress,'
+        ' %I.batch_job_workers, %I.batch_job_submitters, %I.batch_job_followups,'
+        ' %I.batch_jobs_archive FROM %s',
+        nsp, nsp, nsp, nsp, nsp, nsp, nsp, role);
+    EXECUTE pg_catalog.format('DELETE FROM %I.batch_job_workers WHERE worker OPERATOR(pg_catalog.=) $1', nsp)
+        USING role;
+    EXECUTE pg_catalog.format('DELETE FROM %I.batch_job_submitters WHERE submitter OPERATOR(pg_catalog.=) $1', nsp)
+        USING role;
+    EXECUTE pg_catalog.format('REVOKE ALL ON SEQUENCE %I.batch_jobs_job_id_seq FROM %s',
+                              nsp, role);
+
+    -- a privilege of the role's own on a relation or function of the
+    -- schema that is not batchjob's: it still needs the schema
+    IF NOT EXISTS (
+        SELECT FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+         WHERE c.relnamespace OPERATOR(pg_catalog.=) nspid
+           AND a.grantee OPERATOR(pg_catalog.=) role
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+                            WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                              AND d.objid OPERATOR(pg_catalog.=) c.oid
+                              AND d.refobjid OPERATOR(pg_catalog.=) ext
+                              AND d.deptype OPERATOR(pg_catalog.=) 'e')
+        UNION ALL
+        SELECT FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+         WHERE p.pronamespace OPERATOR(pg_catalog.=) nspid
+           AND a.grantee OPERATOR(pg_catalog.=) role
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+                            WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                              AND d.objid OPERATOR(pg_catalog.=) p.oid
+                              AND d.refobjid OPERATOR(pg_catalog.=) ext
+                              AND d.deptype OPERATOR(pg_catalog.=) 'e'))
+    THEN
+        EXECUTE pg_catalog.format('REVOKE USAGE ON SCHEMA %I FROM %s', nsp, role);
+    END IF;
+END;
+$$;
+
+/* ==== end: follow-up jobs and retention (1.2) ====================== */
+
 /*
  * No privilege the scripts did not intend.  The scripts revoke from PUBLIC
  * only, so privileges the installing role set with ALTER DEFAULT
@@ -1892,6 +2563,41 @@ SELECT x.job_id, x.problem FROM (
      WHERE d.deferred_at OPERATOR(pg_catalog.<)
            (pg_catalog.now() OPERATOR(pg_catalog.-) '60 seconds'::pg_catalog.interval)
      GROUP BY d.parent_job_id
+    UNION ALL
+    -- a follow-up still waits for a job that has finished: its start was lost
+    SELECT w.job_id, pg_catalog.format('follow-up still waits for job %s, which is %s',
+                                       w.after_job_id, a.status)
+      FROM @extschema@.batch_job_followups w
+      JOIN @extschema@.batch_jobs f ON f.job_id OPERATOR(pg_catalog.=) w.job_id
+      JOIN @extschema@.batch_jobs a ON a.job_id OPERATOR(pg_catalog.=) w.after_job_id
+     WHERE w.done_at IS NULL
+       AND f.status OPERATOR(pg_catalog.=) 'PENDING'
+       AND a.status OPERATOR(pg_catalog.=) ANY (ARRAY['COMPLETED', 'FAILED', 'CANCELLED']::pg_catalog.text[])
+    UNION ALL
+    SELECT w.job_id, pg_catalog.format('follow-up waits for job %s, which does not exist',
+                                       w.after_job_id)
+      FROM @extschema@.batch_job_followups w
+      JOIN @extschema@.batch_jobs f ON f.job_id OPERATOR(pg_catalog.=) w.job_id
+     WHERE w.done_at IS NULL
+       AND f.status OPERATOR(pg_catalog.=) 'PENDING'
+       AND NOT EXISTS (SELECT FROM @extschema@.batch_jobs a
+                        WHERE a.job_id OPERATOR(pg_catalog.=) w.after_job_id)
+    UNION ALL
+    SELECT w.after_job_id, pg_catalog.format('follow-up %s waits for it, but has_followers is false',
+                                             w.job_id)
+      FROM @extschema@.batch_job_followups w
+      JOIN @extschema@.batch_jobs a ON a.job_id OPERATOR(pg_catalog.=) w.after_job_id
+     WHERE w.done_at IS NULL AND NOT a.has_followers
+    UNION ALL
+    SELECT f.job_id, 'follow-up waits for nothing any more but has not started'
+      FROM @extschema@.batch_jobs f
+     WHERE f.status OPERATOR(pg_catalog.=) 'PENDING'
+       AND f.run_at OPERATOR(pg_catalog.=) 'infinity'::pg_catalog.timestamptz
+       AND EXISTS (SELECT FROM @extschema@.batch_job_followups w
+                    WHERE w.job_id OPERATOR(pg_catalog.=) f.job_id)
+       AND NOT EXISTS (SELECT FROM @extschema@.batch_job_followups w
+                        WHERE w.job_id OPERATOR(pg_catalog.=) f.job_id
+                          AND w.done_at IS NULL)
     UNION ALL
     SELECT j.job_id, pg_catalog.format('job id is not of partition %s (job_id & 63 = %s)',
                                        t.partition, j.job_id OPERATOR(pg_catalog.&) 63)

@@ -263,6 +263,7 @@ extern void job_fetch_parent(Oid nspid, int64 parent_id, bool lock,
 extern int64 recount_children(Oid nspid, int64 parent_id,
 							  int64 figures[FOLD_NVALUES]);
 extern bool folder_is_busy(void);
+extern bool lock_parent_for_fold(int64 parent_id, bool wait);
 extern bool fold_parent(Oid nspid, int64 parent_id, const int64 *delta,
 						bool wait);
 extern void defer_delta(Oid nspid, int64 parent_id, const int64 *delta);
@@ -274,5 +275,9 @@ extern void ensure_folder(Oid nspid);
 /* ---- src/lifecycle.c: the worker lifecycle (1.1) ---- */
 
 extern bool job_has_children(Oid nspid, int64 job_id);
+
+/* ---- src/followups.c: jobs that wait for others to finish (1.2) ---- */
+
+/* batchjob_create_followup is SQL-callable only */
 
 #endif							/* BATCHJOB_H */

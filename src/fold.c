@@ -444,7 +444,7 @@ folder_is_busy(void)
  * holder waits for the row only behind a transaction that does not fold
  * (a plain UPDATE of the parent row), which never waits for a fold.
  */
-static bool
+bool
 lock_parent_for_fold(int64 parent_id, bool wait)
 {
 	LOCKTAG		tag;

@@ -21,7 +21,7 @@
  * claims take exactly the jobs made here.
  */
 BEGIN;
-SELECT plan(305);
+SELECT plan(333);
 
 DELETE FROM batch_jobs;
 DELETE FROM batch_job_deltas;
@@ -106,6 +106,11 @@ INSERT INTO fmatrix VALUES
     ('batchjob_guard', '{}', '{}'),
     ('batchjob_rollup', '{}', '{}'),
     ('batchjob_truncate', '{}', '{}'),
+    ('batchjob_create_followup', '{bigint[],jsonb,text,text,integer,bigint}', '{submitter,admin}'),
+    ('batchjob_start_followups', '{bigint}', '{admin}'),
+    ('batchjob_purge', '{interval,integer,boolean}', '{admin}'),
+    ('batchjob_followups_finish', '{}', '{}'),
+    ('batchjob_followups_truncate', '{}', '{}'),
     -- admins hold EXECUTE on every function; this one checks for a
     -- superuser itself
     ('batchjob_hold_folder_busy', '{boolean}', '{admin}'),
@@ -124,7 +129,7 @@ SELECT set_eq(
         FROM fmatrix$$,
     'the matrix below names every function of the extension, with its signature');
 
--- 29 functions x 4 roles
+-- 34 functions x 4 roles
 SELECT function_privs_are('public', m.fn, m.args, m.role,
            CASE WHEN m.level = ANY (m.levels) OR 'everyone' = ANY (m.levels)
                 THEN ARRAY['EXECUTE'] ELSE ARRAY[]::name[] END,
@@ -146,7 +151,8 @@ SELECT table_privs_are('public', rel, role, privs,
           FROM roles r
          CROSS JOIN (VALUES ('batch_jobs'), ('batch_job_progress'),
                             ('batch_job_deltas'), ('batch_job_workers'),
-                            ('batch_job_submitters'), ('batch_job_partition')) v(rel)
+                            ('batch_job_submitters'), ('batch_job_partition'),
+                            ('batch_job_followups'), ('batch_jobs_archive')) v(rel)
          WHERE r.level <> 'admin'
          ORDER BY r.level, v.rel) m;
 
@@ -168,7 +174,9 @@ SELECT is(ARRAY(SELECT p FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE
                ('batch_job_deltas', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']),
                ('batch_job_workers', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']),
                ('batch_job_submitters', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']),
-               ('batch_job_partition', ARRAY[]::text[]))
+               ('batch_job_partition', ARRAY[]::text[]),
+               ('batch_job_followups', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']),
+               ('batch_jobs_archive', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']))
        v(rel, want);
 
 -- A trigger runs as whoever fires it, and the SECURITY DEFINER functions
@@ -176,7 +184,8 @@ SELECT is(ARRAY(SELECT p FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE
 -- superuser): TRIGGER would let an admin run code of its own as the owner.
 SELECT is(ARRAY(SELECT rel FROM unnest(ARRAY['batch_jobs', 'batch_job_progress',
                                              'batch_job_deltas', 'batch_job_workers',
-                                             'batch_job_submitters']) rel
+                                             'batch_job_submitters', 'batch_job_followups',
+                                             'batch_jobs_archive']) rel
                  WHERE has_table_privilege('bjt_priv_admin', 'public.' || rel, 'TRIGGER')),
           ARRAY[]::text[],
           'admin: no TRIGGER privilege on any batchjob relation (its trigger would run as the extension owner)');
@@ -635,6 +644,7 @@ SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
 SELECT is(ARRAY(SELECT rel || ' ' || p
                   FROM unnest(ARRAY['batch_jobs', 'batch_job_progress', 'batch_job_deltas',
                                     'batch_job_workers', 'batch_job_submitters',
+                                    'batch_job_followups', 'batch_jobs_archive',
                                     'batch_jobs_job_id_seq']) rel,
                        unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE',
                                     'REFERENCES', 'TRIGGER', 'USAGE']) p
