@@ -1179,6 +1179,10 @@ REVOKE ALL ON TABLE @extschema@.batch_job_submitters FROM PUBLIC;
  * default makes every call to the old form ambiguous, so the old form is
  * dropped; its EXECUTE grants are not copied, since only admins should
  * hold them, and the end of this script gives them back to every admin.
+ * It also hands out what the follow-up section below adds:
+ * batchjob_create_followup to submitters, batch_job_followups and
+ * batch_jobs_archive to admins (created further down; the body names them
+ * only when it runs).
  */
 DROP FUNCTION @extschema@.batchjob_grant(regrole, text, text[]);
 
@@ -1204,7 +1208,7 @@ BEGIN
         WHEN 'submitter' THEN ARRAY['batchjob_children', 'batchjob_child_counts',
             'batchjob_next_pending', 'batchjob_create_parent',
             'batchjob_create_child', 'batchjob_split', 'batchjob_cancel',
-            'batchjob_retry']
+            'batchjob_retry', 'batchjob_create_followup']
         WHEN 'admin' THEN NULL
         ELSE ARRAY[]::text[] END;
     IF wanted IS NOT NULL AND pg_catalog.cardinality(wanted) OPERATOR(pg_catalog.=) 0 THEN
@@ -1277,8 +1281,9 @@ BEGIN
     IF level OPERATOR(pg_catalog.=) 'admin' THEN
         EXECUTE pg_catalog.format(
             'GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON TABLE %I.batch_jobs,'
-            ' %I.batch_job_deltas, %I.batch_job_workers, %I.batch_job_submitters TO %s',
-            nsp, nsp, nsp, nsp, role);
+            ' %I.batch_job_deltas, %I.batch_job_workers, %I.batch_job_submitters,'
+            ' %I.batch_job_followups, %I.batch_jobs_archive TO %s',
+            nsp, nsp, nsp, nsp, nsp, nsp, role);
         EXECUTE pg_catalog.format('GRANT SELECT ON %I.batch_job_progress TO %s', nsp, role);
         EXECUTE pg_catalog.format('GRANT ALL ON SEQUENCE %I.batch_jobs_job_id_seq TO %s',
                                   nsp, role);
@@ -1295,7 +1300,7 @@ REVOKE ALL ON FUNCTION @extschema@.batchjob_grant(regrole, text, text[], integer
  * the extension's schema, which batchjob_grant gave: the role holds no
  * batchjob level afterwards.  USAGE stays when the role holds a privilege
  * on an object of that schema that is not batchjob's, since it needs the
- * schema for that.
+ * schema for that.  It takes back the follow-up section's objects too.
  */
 CREATE OR REPLACE FUNCTION @extschema@.batchjob_revoke(role regrole)
 RETURNS void
@@ -1330,8 +1335,9 @@ BEGIN
     END LOOP;
     EXECUTE pg_catalog.format(
         'REVOKE ALL ON TABLE %I.batch_jobs, %I.batch_job_deltas, %I.batch_job_progress,'
-        ' %I.batch_job_workers, %I.batch_job_submitters FROM %s',
-        nsp, nsp, nsp, nsp, nsp, role);
+        ' %I.batch_job_workers, %I.batch_job_submitters, %I.batch_job_followups,'
+        ' %I.batch_jobs_archive FROM %s',
+        nsp, nsp, nsp, nsp, nsp, nsp, nsp, role);
     EXECUTE pg_catalog.format('DELETE FROM %I.batch_job_workers WHERE worker OPERATOR(pg_catalog.=) $1', nsp)
         USING role;
     EXECUTE pg_catalog.format('DELETE FROM %I.batch_job_submitters WHERE submitter OPERATOR(pg_catalog.=) $1', nsp)
@@ -1683,184 +1689,6 @@ $$;
 COMMENT ON FUNCTION @extschema@.batchjob_purge(interval, integer, boolean) IS
     'deletes finished job trees whose root finished before now() - older_than, at most max_rows rows, skipping rows others hold; with archive, copies them to batch_jobs_archive first; returns how many rows it deleted';
 REVOKE ALL ON FUNCTION @extschema@.batchjob_purge(interval, integer, boolean) FROM PUBLIC;
-
-/*
- * batchjob_grant and batchjob_revoke: as above, plus batchjob_create_followup
- * for submitters and the two new tables for admins.
- */
-CREATE OR REPLACE FUNCTION @extschema@.batchjob_grant(role regrole, level text,
-                                           tenants text[] DEFAULT NULL,
-                                           max_priority integer DEFAULT NULL)
-RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    nsp text;
-    fn regprocedure;
-    wanted text[];
-BEGIN
-    IF role IS NULL OR level IS NULL THEN
-        RAISE EXCEPTION 'role and level must not be null' USING ERRCODE = '22004';
-    END IF;
-    wanted := CASE level
-        WHEN 'worker' THEN ARRAY['batchjob_children', 'batchjob_child_counts',
-            'batchjob_next_pending', 'batchjob_claim', 'batchjob_heartbeat',
-            'batchjob_progress', 'batchjob_complete', 'batchjob_fail']
-        WHEN 'submitter' THEN ARRAY['batchjob_children', 'batchjob_child_counts',
-            'batchjob_next_pending', 'batchjob_create_parent',
-            'batchjob_create_child', 'batchjob_split', 'batchjob_cancel',
-            'batchjob_retry', 'batchjob_create_followup']
-        WHEN 'admin' THEN NULL
-        ELSE ARRAY[]::text[] END;
-    IF wanted IS NOT NULL AND pg_catalog.cardinality(wanted) OPERATOR(pg_catalog.=) 0 THEN
-        RAISE EXCEPTION 'unknown access level "%"', level
-            USING ERRCODE = '22023', HINT = 'Use worker, submitter or admin.';
-    END IF;
-    IF tenants IS NOT NULL AND level OPERATOR(pg_catalog.<>) 'worker' THEN
-        RAISE EXCEPTION 'only a worker serves a list of tenants'
-            USING ERRCODE = '22023';
-    END IF;
-    IF pg_catalog.array_position(tenants, NULL::text) IS NOT NULL THEN
-        RAISE EXCEPTION 'tenants must not contain NULL'
-            USING ERRCODE = '22004',
-                  DETAIL = 'A tenant is a created_by value; NULL names none.';
-    END IF;
-    IF max_priority IS NOT NULL AND level OPERATOR(pg_catalog.<>) 'submitter' THEN
-        RAISE EXCEPTION 'only a submitter has a max_priority'
-            USING ERRCODE = '22023',
-                  HINT = 'Admins set any priority; workers create no jobs.';
-    END IF;
-    IF max_priority OPERATOR(pg_catalog.<) 0 THEN
-        RAISE EXCEPTION 'max_priority must not be negative: %', max_priority
-            USING ERRCODE = '22023';
-    END IF;
-
-    SELECT n.nspname INTO nsp
-      FROM pg_catalog.pg_extension e
-      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
-     WHERE e.extname OPERATOR(pg_catalog.=) 'batchjob';
-
-    EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO %s', nsp, role);
-    EXECUTE pg_catalog.format('GRANT SELECT ON %I.batch_jobs, %I.batch_job_progress TO %s',
-                              nsp, nsp, role);
-    FOR fn IN
-        SELECT p.oid::pg_catalog.regprocedure
-          FROM pg_catalog.pg_depend d
-          JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid
-         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
-           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
-           AND d.refobjid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
-                                                   WHERE e.extname OPERATOR(pg_catalog.=) 'batchjob')
-           AND d.deptype OPERATOR(pg_catalog.=) 'e'
-           AND p.prorettype OPERATOR(pg_catalog.<>) 'pg_catalog.trigger'::pg_catalog.regtype
-           AND p.proname OPERATOR(pg_catalog.<>) 'batchjob_tenant_visible'
-           AND (wanted IS NULL OR p.proname OPERATOR(pg_catalog.=) ANY (wanted))
-    LOOP
-        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', fn, role);
-    END LOOP;
-
-    IF level OPERATOR(pg_catalog.=) 'worker' THEN
-        EXECUTE pg_catalog.format(
-            'INSERT INTO %I.batch_job_workers AS w (worker, tenants) VALUES ($1, $2)'
-            ' ON CONFLICT (worker) DO UPDATE SET tenants = EXCLUDED.tenants', nsp)
-            USING role, tenants;
-    END IF;
-
-    IF level OPERATOR(pg_catalog.=) 'submitter' THEN
-        EXECUTE pg_catalog.format(
-            'INSERT INTO %I.batch_job_submitters AS s (submitter, max_priority)'
-            ' VALUES ($1, COALESCE($2, 0)) ON CONFLICT (submitter) DO UPDATE'
-            ' SET max_priority = COALESCE($2, s.max_priority)', nsp)
-            USING role, max_priority;
-    END IF;
-
-    /*
-     * Not ALL: TRIGGER (or REFERENCES) on these tables would let an admin
-     * attach code that the SECURITY DEFINER functions then run as the
-     * extension's owner.
-     */
-    IF level OPERATOR(pg_catalog.=) 'admin' THEN
-        EXECUTE pg_catalog.format(
-            'GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON TABLE %I.batch_jobs,'
-            ' %I.batch_job_deltas, %I.batch_job_workers, %I.batch_job_submitters,'
-            ' %I.batch_job_followups, %I.batch_jobs_archive TO %s',
-            nsp, nsp, nsp, nsp, nsp, nsp, role);
-        EXECUTE pg_catalog.format('GRANT SELECT ON %I.batch_job_progress TO %s', nsp, role);
-        EXECUTE pg_catalog.format('GRANT ALL ON SEQUENCE %I.batch_jobs_job_id_seq TO %s',
-                                  nsp, role);
-    END IF;
-END;
-$$;
-
-CREATE OR REPLACE FUNCTION @extschema@.batchjob_revoke(role regrole)
-RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    ext oid;
-    nspid oid;
-    nsp text;
-    fn regprocedure;
-BEGIN
-    IF role IS NULL THEN
-        RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004';
-    END IF;
-    SELECT e.oid, n.oid, n.nspname INTO ext, nspid, nsp
-      FROM pg_catalog.pg_extension e
-      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
-     WHERE e.extname OPERATOR(pg_catalog.=) 'batchjob';
-
-    FOR fn IN
-        SELECT p.oid::pg_catalog.regprocedure
-          FROM pg_catalog.pg_depend d
-          JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid
-         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
-           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
-           AND d.refobjid OPERATOR(pg_catalog.=) ext
-           AND d.deptype OPERATOR(pg_catalog.=) 'e'
-           AND p.proname OPERATOR(pg_catalog.<>) 'batchjob_tenant_visible'
-    LOOP
-        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %s', fn, role);
-    END LOOP;
-    EXECUTE pg_catalog.format(
-        'REVOKE ALL ON TABLE %I.batch_jobs, %I.batch_job_deltas, %I.batch_job_progress,'
-        ' %I.batch_job_workers, %I.batch_job_submitters, %I.batch_job_followups,'
-        ' %I.batch_jobs_archive FROM %s',
-        nsp, nsp, nsp, nsp, nsp, nsp, nsp, role);
-    EXECUTE pg_catalog.format('DELETE FROM %I.batch_job_workers WHERE worker OPERATOR(pg_catalog.=) $1', nsp)
-        USING role;
-    EXECUTE pg_catalog.format('DELETE FROM %I.batch_job_submitters WHERE submitter OPERATOR(pg_catalog.=) $1', nsp)
-        USING role;
-    EXECUTE pg_catalog.format('REVOKE ALL ON SEQUENCE %I.batch_jobs_job_id_seq FROM %s',
-                              nsp, role);
-
-    -- a privilege of the role's own on a relation or function of the
-    -- schema that is not batchjob's: it still needs the schema
-    IF NOT EXISTS (
-        SELECT FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
-         WHERE c.relnamespace OPERATOR(pg_catalog.=) nspid
-           AND a.grantee OPERATOR(pg_catalog.=) role
-           AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
-                            WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-                              AND d.objid OPERATOR(pg_catalog.=) c.oid
-                              AND d.refobjid OPERATOR(pg_catalog.=) ext
-                              AND d.deptype OPERATOR(pg_catalog.=) 'e')
-        UNION ALL
-        SELECT FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
-         WHERE p.pronamespace OPERATOR(pg_catalog.=) nspid
-           AND a.grantee OPERATOR(pg_catalog.=) role
-           AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
-                            WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
-                              AND d.objid OPERATOR(pg_catalog.=) p.oid
-                              AND d.refobjid OPERATOR(pg_catalog.=) ext
-                              AND d.deptype OPERATOR(pg_catalog.=) 'e'))
-    THEN
-        EXECUTE pg_catalog.format('REVOKE USAGE ON SCHEMA %I FROM %s', nsp, role);
-    END IF;
-END;
-$$;
 
 /* ==== end: follow-up jobs and retention (1.2) ====================== */
 
