@@ -10,7 +10,7 @@ DATA = batchjob--1.0.sql batchjob--1.0--1.1.sql batchjob--1.1--1.2.sql \
 	batchjob--1.2.sql
 PGFILEDESC = "batchjob - parent/child batch jobs with in-database rollup"
 
-REGRESS = core rollup errors followups
+REGRESS = core rollup errors followups lifecycle admin
 REGRESS_OPTS = --inputdir=. --load-extension=batchjob
 ISOLATION = rollup_concurrent rollup_lock_order refresh_concurrent \
 	split_concurrent claim_concurrent claim_fail_fast lifecycle_finish_race \
