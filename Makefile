@@ -42,8 +42,8 @@ $(OBJS): src/batchjob.h src/compat.h
 # The isolation specs say which transaction folds into a parent and which
 # defers; a folder that took the rollups over after a burst of deferrals in
 # an earlier permutation would make that depend on timing.  So make
-# installcheck runs them with batchjob.defer_when_busy off, and then runs
-# again, with it on, the specs below: each holds the folder's busy lock
+# installcheck runs them with batchjob.defer_when_busy off, and also runs,
+# with it on, the specs below: each holds the folder's busy lock
 # for its whole run (batchjob_hold_folder_busy, in a setup block that does
 # nothing with the setting off), so every rollup defers.  The first three
 # have the same outcome in both modes, against the same expected files;
