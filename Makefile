@@ -10,7 +10,7 @@ DATA = batchjob--1.0.sql batchjob--1.0--1.1.sql batchjob--1.1--1.2.sql \
 	batchjob--1.2.sql
 PGFILEDESC = "batchjob - parent/child batch jobs with in-database rollup"
 
-REGRESS = core rollup errors followups
+REGRESS = core rollup errors followups lifecycle admin
 REGRESS_OPTS = --inputdir=. --load-extension=batchjob
 ISOLATION = rollup_concurrent rollup_lock_order refresh_concurrent \
 	split_concurrent claim_concurrent claim_fail_fast lifecycle_finish_race \
@@ -41,9 +41,30 @@ $(OBJS): src/batchjob.h src/compat.h
 
 # The isolation specs say which transaction folds into a parent and which
 # defers; a folder that took the rollups over after a burst of deferrals in
-# an earlier permutation would make that depend on timing.  The hand-off
-# itself is tested by test/t/006_handoff.pl.
+# an earlier permutation would make that depend on timing.  So make
+# installcheck runs them with batchjob.defer_when_busy off, and also runs,
+# with it on, the specs below: each holds the folder's busy lock
+# for its whole run (batchjob_hold_folder_busy, in a setup block that does
+# nothing with the setting off), so every rollup defers.  The first three
+# have the same outcome in both modes, against the same expected files;
+# rollup_busy is the busy counterpart of the specs whose outcome differs.
+# The hand-off itself is tested by test/t/006_handoff.pl.
 installcheck: export PGOPTIONS += -c batchjob.defer_when_busy=off
+ISOLATION_DEFER_ON = lifecycle_cancel_complete lifecycle_reap_heartbeat \
+	lifecycle_no_deadlock rollup_busy
+
+# Its own database, so no folder left by the first run plays a part, and
+# its own output directory (output_iso_on/regression.diffs).  A
+# prerequisite of installcheck, so it runs first.
+.PHONY: installcheck-defer-on
+installcheck: installcheck-defer-on
+installcheck-defer-on: export PGOPTIONS += -c batchjob.defer_when_busy=on
+installcheck-defer-on: submake
+	$(pg_isolation_regress_installcheck) --outputdir=output_iso_on \
+		--load-extension=batchjob --dbname=isolation_regression_defer_on \
+		$(ISOLATION_DEFER_ON)
+
+EXTRA_CLEAN = output_iso_on
 
 # PGXS says how to run the TAP tests, but has no target for them alone.
 .PHONY: prove_installcheck

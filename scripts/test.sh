@@ -57,7 +57,7 @@ run() {
 
 # The TAP tests are left out here (TAP_TESTS=): they run below, as postgres.
 run regress make -C "$BJ_ROOT" PG_CONFIG="$PG_CONFIG" TAP_TESTS= installcheck
-for f in "$BJ_ROOT"/regression.diffs "$BJ_ROOT"/output_iso/regression.diffs; do
+for f in "$BJ_ROOT"/regression.diffs "$BJ_ROOT"/output_iso{,_on}/regression.diffs; do
 	if [ -f "$f" ]; then cat "$f"; fi
 done
 
