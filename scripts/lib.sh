@@ -13,7 +13,7 @@ BJ_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_MAJOR=${PG_MAJOR:-15}
 PG_BIN=${BJ_PG_BIN:-/usr/lib/postgresql/$PG_MAJOR/bin}
 export PG_CONFIG=$PG_BIN/pg_config
-BJ_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl postgresql-$PG_MAJOR-plproxy make gcc"
+BJ_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-pgtap libipc-run-perl postgresql-$PG_MAJOR-plproxy make gcc"
 # The Node client's tests (clients/node) need node and npm: Debian's are
 # enough, and a node already on the PATH is kept.
 command -v node >/dev/null 2>&1 || BJ_PACKAGES+=" nodejs npm"
@@ -60,7 +60,7 @@ bj_stop_cluster() {
 }
 
 # Starts the throwaway cluster; extra arguments become postgres -c settings.
-# Exports PGHOST, PGPORT and PGUSER for psql, pg_regress and pg_prove.
+# Exports PGHOST, PGPORT and PGUSER for psql and pg_regress.
 bj_start_cluster() {
 	local opts="" s
 	BJ_CLUSTER_DIR=$(mktemp -d /tmp/batchjob.XXXXXX)

@@ -21,19 +21,8 @@
  */
 BEGIN;
 SELECT plan(179);
+\ir pgtap/fixture.sql
 
-DELETE FROM batch_jobs;
-DELETE FROM batch_job_deltas;
-
-CREATE TEMP TABLE ids (name text PRIMARY KEY, id bigint NOT NULL);
--- An unknown name is an error, so that a typo cannot make a comparison
--- between two NULLs pass.
-CREATE FUNCTION pg_temp.jid(text) RETURNS bigint LANGUAGE plpgsql STABLE
-    AS $$DECLARE i bigint;
-    BEGIN
-        SELECT id INTO STRICT i FROM ids WHERE name = $1;
-        RETURN i;
-    END$$;
 CREATE FUNCTION pg_temp.job(text) RETURNS batch_jobs LANGUAGE sql STABLE
     AS $$ SELECT * FROM batch_jobs WHERE job_id = pg_temp.jid($1) $$;
 -- A parent named name with n children of size records each (name1..namen).

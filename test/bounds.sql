@@ -16,9 +16,7 @@
  */
 BEGIN;
 SELECT plan(46);
-
-DELETE FROM batch_jobs;
-DELETE FROM batch_job_deltas;
+\ir pgtap/fixture.sql
 
 CREATE ROLE bjt_bd_sub;
 CREATE ROLE bjt_bd_sub2;
@@ -37,8 +35,6 @@ GRANT ALL ON snap TO PUBLIC;
 
 /* ---- max_jobs: 1 to 1000 ---- */
 
-CREATE TEMP TABLE ids (name text PRIMARY KEY, id bigint NOT NULL);
-GRANT ALL ON ids TO PUBLIC;
 INSERT INTO ids SELECT 'c', job_id FROM batchjob_create_parent('{}', 'bjt_bd_sub');
 SELECT count(*) FROM batchjob_split((SELECT id FROM ids WHERE name = 'c'), 1001, 1);
 

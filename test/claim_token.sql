@@ -17,24 +17,13 @@
  */
 BEGIN;
 SELECT plan(52);
-
-DELETE FROM batch_jobs;
-DELETE FROM batch_job_deltas;
+\ir pgtap/fixture.sql
 
 CREATE ROLE bjt_ct_worker;
 CREATE ROLE bjt_ct_admin;
 SELECT batchjob_grant('bjt_ct_worker', 'worker');
 SELECT batchjob_grant('bjt_ct_admin', 'admin');
 
-CREATE TEMP TABLE ids (name text PRIMARY KEY, id bigint NOT NULL);
-GRANT ALL ON ids TO PUBLIC;
--- An unknown name is an error, so a typo cannot make two NULLs compare equal.
-CREATE FUNCTION pg_temp.jid(text) RETURNS bigint LANGUAGE plpgsql STABLE
-    AS $$DECLARE i bigint;
-    BEGIN
-        SELECT id INTO STRICT i FROM ids WHERE name = $1;
-        RETURN i;
-    END$$;
 -- Every row of the table, as one value: what a refused call must not change.
 CREATE FUNCTION pg_temp.everything() RETURNS jsonb LANGUAGE sql STABLE
     AS $$ SELECT jsonb_agg(to_jsonb(j) ORDER BY j.job_id) FROM batch_jobs j $$;

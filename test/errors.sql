@@ -5,23 +5,8 @@
  */
 BEGIN;
 SELECT plan(55);
+\ir pgtap/fixture.sql
 
-CREATE TEMP TABLE ids (name text PRIMARY KEY, id bigint NOT NULL);
--- An unknown name is an error, so that a typo cannot make a comparison
--- between two NULLs pass.
-CREATE FUNCTION pg_temp.jid(text) RETURNS bigint LANGUAGE plpgsql STABLE
-    AS $$DECLARE i bigint;
-    BEGIN
-        SELECT id INTO STRICT i FROM ids WHERE name = $1;
-        RETURN i;
-    END$$;
-CREATE FUNCTION pg_temp.child(text, integer) RETURNS bigint LANGUAGE plpgsql STABLE
-    AS $$DECLARE i bigint;
-    BEGIN
-        SELECT job_id INTO STRICT i FROM batch_jobs
-            WHERE parent_job_id = pg_temp.jid($1) AND batch_number = $2;
-        RETURN i;
-    END$$;
 -- Every column of a named parent and of its children.
 CREATE FUNCTION pg_temp.family(text) RETURNS jsonb LANGUAGE sql
     AS $$ SELECT jsonb_agg(to_jsonb(j) ORDER BY j.job_id)

@@ -9,20 +9,10 @@
  */
 BEGIN;
 SELECT plan(73);
+\ir pgtap/fixture.sql
 
-DELETE FROM batch_jobs;
-DELETE FROM batch_job_deltas;
 DELETE FROM batch_job_followups;
 
-CREATE TEMP TABLE ids (name text PRIMARY KEY, id bigint NOT NULL);
-CREATE FUNCTION pg_temp.jid(text) RETURNS bigint LANGUAGE plpgsql STABLE
-    AS $$DECLARE i bigint;
-    BEGIN
-        SELECT id INTO STRICT i FROM ids WHERE name = $1;
-        RETURN i;
-    END$$;
-CREATE FUNCTION pg_temp.st(text) RETURNS text LANGUAGE sql STABLE
-    AS $$ SELECT status FROM batch_jobs WHERE job_id = pg_temp.jid($1) $$;
 -- waiting: PENDING and parked until what it waits for finishes
 CREATE FUNCTION pg_temp.waits(text) RETURNS boolean LANGUAGE sql STABLE
     AS $$ SELECT status = 'PENDING' AND run_at = 'infinity'
@@ -133,7 +123,6 @@ SELECT pg_temp.follow('fq', '{q}');
 SELECT pg_temp.fin('q1', 'COMPLETED');
 SELECT pg_temp.fin('q2', 'COMPLETED');
 SELECT ok(pg_temp.started('fq'), 'success: a parent whose children all completed starts its follow-up');
-
 
 /* ---- already finished when the follow-up is made ---- */
 

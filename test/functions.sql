@@ -6,25 +6,8 @@
  */
 BEGIN;
 SELECT plan(75);
+\ir pgtap/fixture.sql
 
--- Jobs created in this transaction, by name.
-CREATE TEMP TABLE ids (name text PRIMARY KEY, id bigint NOT NULL);
--- An unknown name is an error, so that a typo cannot make a comparison
--- between two NULLs pass.
-CREATE FUNCTION pg_temp.jid(text) RETURNS bigint LANGUAGE plpgsql STABLE
-    AS $$DECLARE i bigint;
-    BEGIN
-        SELECT id INTO STRICT i FROM ids WHERE name = $1;
-        RETURN i;
-    END$$;
--- The child with a given batch_number under a named parent.
-CREATE FUNCTION pg_temp.child(text, integer) RETURNS bigint LANGUAGE plpgsql STABLE
-    AS $$DECLARE i bigint;
-    BEGIN
-        SELECT job_id INTO STRICT i FROM batch_jobs
-            WHERE parent_job_id = pg_temp.jid($1) AND batch_number = $2;
-        RETURN i;
-    END$$;
 -- A named parent's figures, as stored.
 CREATE FUNCTION pg_temp.figures(text) RETURNS jsonb LANGUAGE sql
     AS $$ SELECT jsonb_build_object(

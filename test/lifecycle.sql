@@ -17,18 +17,8 @@
  */
 BEGIN;
 SELECT plan(159);
+\ir pgtap/fixture.sql
 
-DELETE FROM batch_jobs;
-
--- Jobs created in this transaction, by name.
-CREATE TEMP TABLE ids (name text PRIMARY KEY, id bigint NOT NULL);
--- An unknown name is an error, so a typo cannot make two NULLs compare equal.
-CREATE FUNCTION pg_temp.jid(text) RETURNS bigint LANGUAGE plpgsql STABLE
-    AS $$DECLARE i bigint;
-    BEGIN
-        SELECT id INTO STRICT i FROM ids WHERE name = $1;
-        RETURN i;
-    END$$;
 -- Clock readings, by name.
 CREATE TEMP TABLE marks (name text PRIMARY KEY, at timestamptz NOT NULL);
 CREATE FUNCTION pg_temp.mark(text) RETURNS void LANGUAGE sql
@@ -95,8 +85,6 @@ CREATE FUNCTION pg_temp.take(name text, worker text,
         END IF;
     END$$;
 -- Setup steps that must work (their own behaviour is asserted elsewhere).
-CREATE FUNCTION pg_temp.done(name text) RETURNS void LANGUAGE sql
-    AS $$ SELECT NULL FROM batchjob_complete(pg_temp.jid(name)) $$;
 CREATE FUNCTION pg_temp.broke(name text, why text) RETURNS void LANGUAGE sql
     AS $$ SELECT NULL FROM batchjob_fail(pg_temp.jid(name), why, false) $$;
 

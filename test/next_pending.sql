@@ -6,18 +6,8 @@
  */
 BEGIN;
 SELECT plan(11);
+\ir pgtap/fixture.sql
 
-DELETE FROM batch_jobs;
-
-CREATE TEMP TABLE ids (name text PRIMARY KEY, id bigint NOT NULL);
--- An unknown name is an error, so that a typo cannot make a comparison
--- between two NULLs pass.
-CREATE FUNCTION pg_temp.jid(text) RETURNS bigint LANGUAGE plpgsql STABLE
-    AS $$DECLARE i bigint;
-    BEGIN
-        SELECT id INTO STRICT i FROM ids WHERE name = $1;
-        RETURN i;
-    END$$;
 -- A standalone job named $1 with a priority, a status and an age.
 CREATE PROCEDURE pg_temp.job(text, integer, text, interval)
     LANGUAGE sql

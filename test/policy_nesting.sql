@@ -9,19 +9,8 @@
  */
 BEGIN;
 SELECT plan(84);
+\ir pgtap/fixture.sql
 
-DELETE FROM batch_jobs;
-
-CREATE TEMP TABLE ids (name text PRIMARY KEY, id bigint NOT NULL);
--- An unknown name is an error, so a typo cannot make two NULLs compare equal.
-CREATE FUNCTION pg_temp.jid(text) RETURNS bigint LANGUAGE plpgsql STABLE
-    AS $$DECLARE i bigint;
-    BEGIN
-        SELECT id INTO STRICT i FROM ids WHERE name = $1;
-        RETURN i;
-    END$$;
-CREATE FUNCTION pg_temp.st(text) RETURNS text LANGUAGE sql STABLE
-    AS $$ SELECT status FROM batch_jobs WHERE job_id = pg_temp.jid($1) $$;
 -- A named parent's status and child counts.
 CREATE FUNCTION pg_temp.counts(text) RETURNS jsonb LANGUAGE sql
     AS $$ SELECT jsonb_build_object(
@@ -72,8 +61,6 @@ CREATE FUNCTION pg_temp.take(name text, worker text DEFAULT 'w')
             RAISE EXCEPTION 'take(%): claimed % instead', name, got;
         END IF;
     END$$;
-CREATE FUNCTION pg_temp.done(name text) RETURNS void LANGUAGE sql
-    AS $$ SELECT NULL FROM batchjob_complete(pg_temp.jid(name)) $$;
 CREATE FUNCTION pg_temp.broke(name text, retry boolean DEFAULT false)
     RETURNS void LANGUAGE sql
     AS $$ SELECT NULL FROM batchjob_fail(pg_temp.jid(name), 'broke', retry) $$;

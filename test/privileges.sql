@@ -22,9 +22,7 @@
  */
 BEGIN;
 SELECT plan(333);
-
-DELETE FROM batch_jobs;
-DELETE FROM batch_job_deltas;
+\ir pgtap/fixture.sql
 
 CREATE ROLE bjt_priv_worker;
 CREATE ROLE bjt_priv_submitter;
@@ -36,16 +34,6 @@ SELECT batchjob_grant('bjt_priv_worker', 'worker');
 SELECT batchjob_grant('bjt_priv_submitter', 'submitter');
 SELECT batchjob_grant('bjt_priv_admin', 'admin');
 
-CREATE TEMP TABLE ids (name text PRIMARY KEY, id bigint NOT NULL);
-GRANT ALL ON ids TO PUBLIC;
--- An unknown name is an error, so that a typo cannot make a comparison
--- between two NULLs pass.
-CREATE FUNCTION pg_temp.jid(text) RETURNS bigint LANGUAGE plpgsql STABLE
-    AS $$DECLARE i bigint;
-    BEGIN
-        SELECT id INTO STRICT i FROM ids WHERE name = $1;
-        RETURN i;
-    END$$;
 -- Every row but the ones named, as one value: what a call must not touch.
 CREATE FUNCTION pg_temp.others(text[]) RETURNS jsonb LANGUAGE sql STABLE
     AS $$ SELECT jsonb_agg(to_jsonb(j) ORDER BY j.job_id) FROM batch_jobs j

@@ -9,19 +9,11 @@
  */
 BEGIN;
 SELECT plan(27);
+\ir pgtap/fixture.sql
 
-DELETE FROM batch_jobs;
-DELETE FROM batch_job_deltas;
 DELETE FROM batch_job_followups;
 DELETE FROM batch_jobs_archive;
 
-CREATE TEMP TABLE ids (name text PRIMARY KEY, id bigint NOT NULL);
-CREATE FUNCTION pg_temp.jid(text) RETURNS bigint LANGUAGE plpgsql STABLE
-    AS $$DECLARE i bigint;
-    BEGIN
-        SELECT id INTO STRICT i FROM ids WHERE name = $1;
-        RETURN i;
-    END$$;
 CREATE FUNCTION pg_temp.there(text) RETURNS boolean LANGUAGE sql STABLE
     AS $$ SELECT EXISTS (SELECT FROM batch_jobs WHERE job_id = pg_temp.jid($1)) $$;
 -- a parent named name with n children of 10 records, finished (COMPLETED)

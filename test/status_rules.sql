@@ -4,16 +4,8 @@
  */
 BEGIN;
 SELECT plan(37);
+\ir pgtap/fixture.sql
 
-CREATE TEMP TABLE ids (name text PRIMARY KEY, id bigint NOT NULL);
--- An unknown name is an error, so that a typo cannot make a comparison
--- between two NULLs pass.
-CREATE FUNCTION pg_temp.jid(text) RETURNS bigint LANGUAGE plpgsql STABLE
-    AS $$DECLARE i bigint;
-    BEGIN
-        SELECT id INTO STRICT i FROM ids WHERE name = $1;
-        RETURN i;
-    END$$;
 -- A new parent named $1 split into $2 batches of one record.
 CREATE PROCEDURE pg_temp.family(text, integer) LANGUAGE plpgsql
     AS $$BEGIN

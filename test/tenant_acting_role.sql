@@ -12,8 +12,8 @@
  */
 BEGIN;
 SELECT plan(16);
+\ir pgtap/fixture.sql
 
-DELETE FROM batch_jobs;
 CREATE ROLE bjr_alice;
 CREATE ROLE bjr_bob;
 CREATE ROLE bjr_worker_all;
@@ -22,15 +22,6 @@ SELECT batchjob_grant('bjr_alice', 'submitter');
 SELECT batchjob_grant('bjr_bob', 'submitter');
 SELECT batchjob_grant('bjr_worker_all', 'worker');
 SELECT batchjob_grant('bjr_ops', 'admin');
-
-CREATE TEMP TABLE ids (name text PRIMARY KEY, id bigint NOT NULL);
-GRANT ALL ON ids TO PUBLIC;
-CREATE FUNCTION pg_temp.jid(text) RETURNS bigint LANGUAGE plpgsql STABLE
-    AS $$DECLARE i bigint;
-    BEGIN
-        SELECT id INTO STRICT i FROM ids WHERE name = $1;
-        RETURN i;
-    END$$;
 
 -- The error a statement raises, as SQLSTATE: message (detail) [hint];
 -- 'no error' when it raises none.

@@ -10,8 +10,8 @@
  */
 BEGIN;
 SELECT plan(30);
+\ir pgtap/fixture.sql
 
-DELETE FROM batch_jobs;
 CREATE ROLE bje_alice;
 CREATE ROLE bje_bob;
 CREATE ROLE bje_worker_b;
@@ -20,15 +20,6 @@ SELECT batchjob_grant('bje_alice', 'submitter');
 SELECT batchjob_grant('bje_bob', 'submitter');
 SELECT batchjob_grant('bje_worker_b', 'worker', ARRAY['bje_bob']);
 SELECT batchjob_grant('bje_worker_a', 'worker', ARRAY['bje_alice']);
-
-CREATE TEMP TABLE ids (name text PRIMARY KEY, id bigint NOT NULL);
-GRANT ALL ON ids TO PUBLIC;
-CREATE FUNCTION pg_temp.jid(text) RETURNS bigint LANGUAGE plpgsql STABLE
-    AS $$DECLARE i bigint;
-    BEGIN
-        SELECT id INTO STRICT i FROM ids WHERE name = $1;
-        RETURN i;
-    END$$;
 
 /*
  * What a statement does with job id `id` put in for %s: its first value,

@@ -2,15 +2,13 @@
 -- tenant writes into its own query shows it another tenant's jobs.
 BEGIN;
 SELECT plan(4);
+\ir pgtap/fixture.sql
 
-DELETE FROM batch_jobs;
 CREATE ROLE bjl_alice;
 CREATE ROLE bjl_bob;
 SELECT batchjob_grant('bjl_alice', 'submitter');
 SELECT batchjob_grant('bjl_bob', 'submitter');
 
-CREATE TEMP TABLE ids (name text PRIMARY KEY, id bigint);
-GRANT ALL ON ids TO PUBLIC;
 SET ROLE bjl_alice;
 INSERT INTO ids SELECT 'A', job_id FROM batchjob_create_parent('{}', 'bjl_alice');
 RESET ROLE;

@@ -2,8 +2,8 @@
 -- a worker serving one of them, a worker serving all, and an admin.
 BEGIN;
 SELECT plan(31);
+\ir pgtap/fixture.sql
 
-DELETE FROM batch_jobs;
 CREATE ROLE bjt_alice;
 CREATE ROLE bjt_bob;
 CREATE ROLE bjt_worker_b;
@@ -14,10 +14,6 @@ SELECT batchjob_grant('bjt_bob', 'submitter');
 SELECT batchjob_grant('bjt_worker_b', 'worker', ARRAY['bjt_bob']);
 SELECT batchjob_grant('bjt_worker_all', 'worker');
 SELECT batchjob_grant('bjt_ops', 'admin');
-
--- the tables the test keeps its ids in must be readable by every role
-CREATE TEMP TABLE ids (name text PRIMARY KEY, id bigint);
-GRANT ALL ON ids TO PUBLIC;
 
 -- isolation is off by default: every role sees every job
 SET ROLE bjt_alice;

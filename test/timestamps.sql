@@ -7,16 +7,8 @@
  */
 BEGIN;
 SELECT plan(17);
+\ir pgtap/fixture.sql
 
-CREATE TEMP TABLE ids (name text PRIMARY KEY, id bigint NOT NULL);
--- An unknown name is an error, so that a typo cannot make a comparison
--- between two NULLs pass.
-CREATE FUNCTION pg_temp.jid(text) RETURNS bigint LANGUAGE plpgsql STABLE
-    AS $$DECLARE i bigint;
-    BEGIN
-        SELECT id INTO STRICT i FROM ids WHERE name = $1;
-        RETURN i;
-    END$$;
 -- A standalone job named $1 in status $2, every timestamp in year 2000
 -- except the ones its status must not have.
 CREATE PROCEDURE pg_temp.job(text, text) LANGUAGE sql

@@ -21,20 +21,8 @@
  */
 BEGIN;
 SELECT plan(40);
+\ir pgtap/fixture.sql
 
-DELETE FROM batch_jobs;
-DELETE FROM batch_job_deltas;
-
-CREATE TEMP TABLE ids (name text PRIMARY KEY, id bigint NOT NULL);
--- An unknown name is an error, so a typo cannot make two NULLs compare equal.
-CREATE FUNCTION pg_temp.jid(text) RETURNS bigint LANGUAGE plpgsql STABLE
-    AS $$DECLARE i bigint;
-    BEGIN
-        SELECT id INTO STRICT i FROM ids WHERE name = $1;
-        RETURN i;
-    END$$;
-CREATE FUNCTION pg_temp.st(text) RETURNS text LANGUAGE sql STABLE
-    AS $$ SELECT status FROM batch_jobs WHERE job_id = pg_temp.jid($1) $$;
 -- A parent (under another one if "under" is given), split into n children
 -- of 10 records named <name>1 .. <name>n, all parked.
 CREATE FUNCTION pg_temp.family(name text, n integer,

@@ -2,14 +2,11 @@
 -- PROCESSING job has a lease, and the progress view matches a fold.
 BEGIN;
 SELECT plan(19);
+\ir pgtap/fixture.sql
 
-DELETE FROM batch_jobs;
-CREATE TEMP TABLE ids (name text PRIMARY KEY, id bigint NOT NULL);
 INSERT INTO ids SELECT 'P', job_id FROM batchjob_create_parent('{}', 'wg');
 INSERT INTO ids SELECT 'C' || batch_number, job_id
   FROM batchjob_split((SELECT id FROM ids WHERE name = 'P'), 30, 10);
-CREATE FUNCTION pg_temp.jid(text) RETURNS bigint LANGUAGE sql
-    AS $$ SELECT id FROM ids WHERE name = $1 $$;
 
 -- worker A claims C1; its lease runs out; the reaper takes it back; B claims it
 SELECT is((SELECT job_id FROM batchjob_claim('A')), pg_temp.jid('C1'),

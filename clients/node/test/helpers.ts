@@ -1,7 +1,7 @@
 /*
  * test/helpers.ts - a fresh database with the extension for each test
  * file, on the throwaway cluster whose PGHOST, PGPORT and PGUSER the
- * caller exports (scripts/test.sh, clients/node/test.sh); and a poll for
+ * caller exports (test/t/019_node_client.pl); and a poll for
  * states, so no test asserts on timing.
  */
 
