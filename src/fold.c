@@ -670,8 +670,20 @@ fold_parent(Oid nspid, int64 parent_id, const int64 *delta, bool wait)
 								   SPI_tuptable->tupdesc,
 								   Anum_fold_apply_fail_fast, &isnull)) &&
 		!isnull)
+	{
 		job_run(&cancel_descendants_skip_locked, nspid, values, NULL, false,
 				SPI_OK_UPDATE, "cancelling the jobs below a fail_fast parent");
+
+		/*
+		 * The cancel's own rollup defers while the folder is busy: it does
+		 * not know that this transaction already holds the right to fold.
+		 * Take that difference in now, so that one fold leaves the parent
+		 * exact.  This pass cancels nothing more (what was skipped as
+		 * locked is skipped again), so it does not recurse further.
+		 */
+		if (SPI_processed > 0)
+			(void) fold_parent(nspid, parent_id, NULL, true);
+	}
 	return true;
 }
 
