@@ -17,10 +17,11 @@ ISOLATION = rollup_concurrent rollup_lock_order refresh_concurrent \
 	lifecycle_cancel_complete lifecycle_reap_heartbeat lifecycle_no_deadlock \
 	followups_race purge_concurrent
 ISOLATION_OPTS = --load-extension=batchjob
-# Perl TAP tests (PostgreSQL::Test::Cluster), each on servers of its own:
-# make prove_installcheck runs them alone; make installcheck, as PGXS does,
-# after the suites above.  Run them as a user that may run initdb (not
-# root); test/t/README says more.
+# Perl TAP tests (PostgreSQL::Test::Cluster), each on servers of its own;
+# they also run the pgTAP suites (017), the hostile-schema suite (018) and
+# the Node client's tests (019).  make prove_installcheck runs them alone;
+# make installcheck, as PGXS does, after the suites above.  Run them as a
+# user that may run initdb (not root); test/t/README says more.
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
