@@ -642,16 +642,29 @@ CREATE TRIGGER batch_jobs_truncate_followups
 /*
  * Retention.  batchjob_purge deletes whole finished trees, root first in
  * job_id order, each only when every job in it is finished and the root
- * finished before now() - older_than.  It locks the root, reads the tree
- * level by level through the parent index, then locks every row of it
- * with SKIP LOCKED, and leaves the tree when any row is held (a worker, a
- * fold, a retry) or is not finished; the locks of a tree it leaves go with
- * the subtransaction.  A child inserted under the tree before the read is
- * seen by it; one being inserted holds its parent's row (the foreign key's
- * check) against the lock, so the tree is left; once every row is locked
- * no child can be added.  Deleting a tree in one
- * statement: the rollup finds its parents gone and folds nothing.  With
- * archive, the rows are first copied to batch_jobs_archive.
+ * finished before now() - older_than.  It locks the root, then the tree
+ * level by level, each level's rows through the parent index with SKIP
+ * LOCKED, and leaves the tree when any row is held (a worker, a fold, a
+ * retry) or is not finished: the rows of a level it locked are counted
+ * against all the rows of that level, and the locks of a tree it leaves go
+ * with the subtransaction.  A level's parents are locked before their
+ * children are read, so a child inserted under them before that is seen,
+ * and one being inserted holds its parent's row (the foreign key's check)
+ * against the lock, so the tree is left; once every row is locked no child
+ * can be added.
+ *
+ * Cost per row, which is what a purge next to live workers takes from
+ * them: the tree is read and locked through the parent index (one descent
+ * per parent, not one per row), deleted with one statement through the
+ * same index (the rollup then finds every parent of the tree deleted with
+ * it and folds nothing), and, with archive, copied by that statement's
+ * RETURNING.  What remains per row is the foreign key's ON DELETE CASCADE
+ * trigger, which runs a query for every deleted row (finding nothing, as
+ * the statement took the children too).  plan_cache_mode is pinned to
+ * force_generic_plan for the call: otherwise the plan cache keeps making a
+ * custom plan of that query for every row (its generic plan, for a parent
+ * of a thousand children, looks dearer than one for a leaf), and planning
+ * was most of the purge's time.
  */
 CREATE TABLE @extschema@.batch_jobs_archive (LIKE @extschema@.batch_jobs);
 ALTER TABLE @extschema@.batch_jobs_archive ADD PRIMARY KEY (job_id);
@@ -668,13 +681,17 @@ CREATE FUNCTION @extschema@.batchjob_purge(older_than interval,
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     cutoff timestamptz;
     root bigint;
     tree bigint[];
+    parents bigint[];
     level bigint[];
-    locked bigint[];
+    kids bigint[];
+    next_level bigint[];
+    n bigint;
     purged bigint := 0;
 BEGIN
     IF older_than IS NULL OR max_rows IS NULL OR archive IS NULL THEN
@@ -705,47 +722,63 @@ BEGIN
                AND r.status OPERATOR(pg_catalog.=) ANY (ARRAY['COMPLETED', 'FAILED', 'CANCELLED']::pg_catalog.text[])
              FOR UPDATE SKIP LOCKED;
             CONTINUE WHEN NOT FOUND;
-            -- the tree, level by level, each level through the parent index
             tree := ARRAY[root];
+            parents := ARRAY[root];
             level := ARRAY[root];
-            LOOP
-                level := ARRAY(SELECT c.job_id FROM @extschema@.batch_jobs c
-                                WHERE c.parent_job_id OPERATOR(pg_catalog.=) ANY (level));
-                EXIT WHEN pg_catalog.cardinality(level) OPERATOR(pg_catalog.=) 0;
-                tree := tree OPERATOR(pg_catalog.||) level;
-                -- only parents have children
-                level := ARRAY(SELECT c.job_id FROM @extschema@.batch_jobs c
-                                WHERE c.job_id OPERATOR(pg_catalog.=) ANY (level) AND c.is_parent);
-                EXIT WHEN pg_catalog.cardinality(level) OPERATOR(pg_catalog.=) 0;
+            -- level by level: lock the finished children of the level's
+            -- (locked) parents, then count all of them
+            WHILE level IS NOT NULL LOOP
+                SELECT pg_catalog.array_agg(l.job_id),
+                       pg_catalog.array_agg(l.job_id) FILTER (WHERE l.is_parent)
+                  INTO kids, next_level
+                  FROM (SELECT c.job_id, c.is_parent FROM @extschema@.batch_jobs c
+                         WHERE c.parent_job_id OPERATOR(pg_catalog.=) ANY (level)
+                           AND c.status OPERATOR(pg_catalog.=) ANY (ARRAY['COMPLETED', 'FAILED', 'CANCELLED']::pg_catalog.text[])
+                           FOR UPDATE SKIP LOCKED) l;
+                SELECT pg_catalog.count(*) INTO n FROM @extschema@.batch_jobs c
+                 WHERE c.parent_job_id OPERATOR(pg_catalog.=) ANY (level);
+                IF n OPERATOR(pg_catalog.<>) COALESCE(pg_catalog.cardinality(kids), 0) THEN
+                    -- held or unfinished: leave it, and let go of its locks
+                    RAISE EXCEPTION USING ERRCODE = 'BJ001';
+                END IF;
+                tree := tree OPERATOR(pg_catalog.||) kids;
+                -- a tree larger than what is left of max_rows waits for a later call
+                IF pg_catalog.cardinality(tree) OPERATOR(pg_catalog.>)
+                   (max_rows OPERATOR(pg_catalog.-) purged) THEN
+                    RAISE EXCEPTION USING ERRCODE = 'BJ001';
+                END IF;
+                parents := parents OPERATOR(pg_catalog.||) next_level;
+                level := next_level;
             END LOOP;
-            -- a tree larger than what is left of max_rows waits for a later call
             IF pg_catalog.cardinality(tree) OPERATOR(pg_catalog.>)
                (max_rows OPERATOR(pg_catalog.-) purged) THEN
                 RAISE EXCEPTION USING ERRCODE = 'BJ001';
             END IF;
-            -- every row finished and free; with the root held, a child added
-            -- since is seen here, or holds its parent's row against this lock
-            locked := ARRAY(
-                SELECT j.job_id FROM @extschema@.batch_jobs j
-                 WHERE j.job_id OPERATOR(pg_catalog.=) ANY (tree)
-                   AND j.status OPERATOR(pg_catalog.=) ANY (ARRAY['COMPLETED', 'FAILED', 'CANCELLED']::pg_catalog.text[])
-                 FOR UPDATE SKIP LOCKED);
-            IF pg_catalog.cardinality(locked) OPERATOR(pg_catalog.<>) pg_catalog.cardinality(tree) THEN
-                -- held or unfinished: leave it, and let go of its locks
-                RAISE EXCEPTION USING ERRCODE = 'BJ001';
-            END IF;
-            IF archive THEN
-                INSERT INTO @extschema@.batch_jobs_archive
-                SELECT j.* FROM @extschema@.batch_jobs j
-                 WHERE j.job_id OPERATOR(pg_catalog.=) ANY (tree);
-            END IF;
+            -- only parents have waiting differences
             DELETE FROM @extschema@.batch_job_deltas d
-             WHERE d.parent_job_id OPERATOR(pg_catalog.=) ANY (tree);
+             WHERE d.parent_job_id OPERATOR(pg_catalog.=) ANY (parents);
             DELETE FROM @extschema@.batch_job_followups w
              WHERE w.job_id OPERATOR(pg_catalog.=) ANY (tree);
-            DELETE FROM @extschema@.batch_jobs j
-             WHERE j.job_id OPERATOR(pg_catalog.=) ANY (tree);
-            purged := purged OPERATOR(pg_catalog.+) pg_catalog.cardinality(tree);
+            -- the whole tree, through the parent index: the root and the
+            -- children of each of its parents
+            IF archive THEN
+                WITH gone AS (
+                    DELETE FROM @extschema@.batch_jobs j
+                     WHERE j.job_id OPERATOR(pg_catalog.=) root
+                        OR j.parent_job_id OPERATOR(pg_catalog.=) ANY (parents)
+                    RETURNING j.*)
+                INSERT INTO @extschema@.batch_jobs_archive SELECT * FROM gone;
+            ELSE
+                DELETE FROM @extschema@.batch_jobs j
+                 WHERE j.job_id OPERATOR(pg_catalog.=) root
+                    OR j.parent_job_id OPERATOR(pg_catalog.=) ANY (parents);
+            END IF;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            IF n OPERATOR(pg_catalog.<>) pg_catalog.cardinality(tree) THEN
+                RAISE EXCEPTION 'batchjob_purge deleted % rows of the tree of job %, which has %',
+                    n, root, pg_catalog.cardinality(tree);
+            END IF;
+            purged := purged OPERATOR(pg_catalog.+) n;
         EXCEPTION WHEN SQLSTATE 'BJ001' THEN
             NULL;
         END;

@@ -103,6 +103,8 @@ typedef struct RollupState
 	HTAB	   *old_parents;	/* OldParent by job id */
 	HTAB	   *arrived;		/* ArrivedParent by job id; NULL unless the
 								 * statement is an INSERT */
+	HTAB	   *deleted;		/* job ids (int64) of the parent rows a
+								 * DELETE statement took; NULL otherwise */
 	List	   *moved;			/* parents placed under a new parent: pairs
 								 * job_id, parent_id as int64 pointers */
 } RollupState;
@@ -499,6 +501,9 @@ accumulate(RollupState *state, Tuplestorestate *store, Relation rel,
 		if (state->arrived != NULL &&
 			DatumGetBool(slot_getattr(slot, col->is_parent, &isnull)))
 			note_arrived_parent(state, slot, col, job_id);
+		if (state->deleted != NULL &&
+			DatumGetBool(slot_getattr(slot, col->is_parent, &isnull)))
+			(void) hash_search(state->deleted, &job_id, HASH_ENTER, NULL);
 
 		d = slot_getattr(slot, col->parent_job_id, &isnull);
 		if (isnull)
@@ -739,6 +744,19 @@ batchjob_rollup(PG_FUNCTION_ARGS)
 		state.arrived = hash_create("batchjob rollup arrived parents", 8, &ctl,
 									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
+	/*
+	 * A DELETE that takes a parent with its children (a whole tree, as
+	 * batchjob_purge deletes it) leaves that parent nothing to fold: its
+	 * difference is dropped, rather than folded into a row that is gone or,
+	 * with the folder busy, left in batch_job_deltas for the folder to drop.
+	 */
+	state.deleted = NULL;
+	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+	{
+		ctl.entrysize = sizeof(int64);
+		state.deleted = hash_create("batchjob rollup deleted parents", 8, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
 	state.moved = NIL;
 
 	if (trigdata->tg_oldtable != NULL)
@@ -750,7 +768,10 @@ batchjob_rollup(PG_FUNCTION_ARGS)
 					Max(hash_get_num_entries(state.deltas), 1));
 	hash_seq_init(&seq, state.deltas);
 	while ((delta = hash_seq_search(&seq)) != NULL)
-		if (!delta_is_zero(delta))
+		if (!delta_is_zero(delta) &&
+			(state.deleted == NULL ||
+			 hash_search(state.deleted, &delta->parent_id, HASH_FIND,
+						 NULL) == NULL))
 			sorted[n++] = delta;
 
 	if (n > 0 || state.moved != NIL)

@@ -8,7 +8,7 @@
  * they treat the worker functions), so each test forces the state it needs.
  */
 BEGIN;
-SELECT plan(73);
+SELECT plan(75);
 \ir pgtap/fixture.sql
 
 DELETE FROM batch_job_followups;
@@ -306,6 +306,17 @@ SELECT results_eq('SELECT * FROM batchjob_verify()',
     'verify: a follow-up whose waits are all done but that never started');
 UPDATE batch_job_followups SET done_at = NULL WHERE job_id = pg_temp.jid('fr');
 SELECT is_empty('SELECT * FROM batchjob_verify()', 'verify: healthy again');
+
+/* ---- a follow-up is a plain job: it gets no children ---- */
+
+SELECT pg_temp.plain('pw');
+SELECT pg_temp.follow('fw', ARRAY['pw']);
+SELECT throws_ok(format('SELECT batchjob_split(%s, 20, 10)', pg_temp.jid('fw')), '22023',
+    format('job %s is not a parent job', pg_temp.jid('fw')),
+    'a waiting follow-up cannot be split: it is a plain job (22023)');
+SELECT throws_ok(format('SELECT batchjob_create_child(%s, 1, 0, 10)', pg_temp.jid('fw')), '22023',
+    format('job %s is not a parent job', pg_temp.jid('fw')),
+    'nor given a child (22023)');
 
 /* ---- TRUNCATE ---- */
 

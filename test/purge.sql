@@ -8,7 +8,7 @@
  * tests move completed_at back by hand to make a tree old.
  */
 BEGIN;
-SELECT plan(27);
+SELECT plan(29);
 \ir pgtap/fixture.sql
 
 DELETE FROM batch_job_followups;
@@ -126,6 +126,22 @@ SELECT pg_temp.tree('d2.sub', 2, false, 'd2');
 DELETE FROM batch_jobs WHERE job_id = pg_temp.jid('d2');
 SELECT ok(NOT pg_temp.there('d2.sub.1'), 'deleting a root deletes its tree (ON DELETE CASCADE)');
 SELECT is_empty('SELECT * FROM batchjob_verify()', 'verify finds nothing wrong after both');
+
+/* ---- a deeper level: an unfinished grandchild keeps the whole tree ---- */
+
+SELECT pg_temp.tree('g', 1, true);
+SELECT pg_temp.tree('g.sub', 2, true, 'g');
+SELECT pg_temp.age('g');
+-- a grandchild back to PENDING whose difference has not reached its
+-- parents yet (as while it waits for a busy folder): triggers off
+SET session_replication_role = replica;
+UPDATE batch_jobs SET status = 'PENDING' WHERE job_id = pg_temp.jid('g.sub.2');
+RESET session_replication_role;
+SELECT is(batchjob_purge('1 day'), 0::bigint,
+    'a finished root over a grandchild that is PENDING again: nothing purged');
+SELECT ok(pg_temp.there('g') AND pg_temp.there('g.sub') AND pg_temp.there('g.sub.1'),
+    'the tree stays whole');
+DELETE FROM batch_jobs WHERE job_id = pg_temp.jid('g');
 
 /* ---- archive ---- */
 
