@@ -149,6 +149,24 @@ SELECT p.job_id,
 COMMENT ON VIEW @extschema@.batch_job_figures IS
     'every parent''s effective figures: the stored ones plus the differences waiting in batch_job_deltas (what batch_job_progress, batchjob_child_counts and batchjob_verify read); admins only';
 
+COMMENT ON COLUMN @extschema@.batch_job_figures.waiting IS
+    'how many differences wait in batch_job_deltas for the parent (0: the stored row is final)';
+COMMENT ON COLUMN @extschema@.batch_job_figures.pending IS 'children in status PENDING';
+COMMENT ON COLUMN @extschema@.batch_job_figures.processing IS 'children in status PROCESSING';
+COMMENT ON COLUMN @extschema@.batch_job_figures.completed IS 'children in status COMPLETED';
+COMMENT ON COLUMN @extschema@.batch_job_figures.failed IS 'children in status FAILED';
+COMMENT ON COLUMN @extschema@.batch_job_figures.cancelled IS 'children in status CANCELLED';
+COMMENT ON COLUMN @extschema@.batch_job_figures.children IS
+    'all children: batchjob_child_total of the five counts';
+COMMENT ON COLUMN @extschema@.batch_job_figures.total_records IS
+    'the sum over the children once it has any, else its own total';
+COMMENT ON COLUMN @extschema@.batch_job_figures.processed_records IS
+    'the sum over the children once it has any, else its own';
+COMMENT ON COLUMN @extschema@.batch_job_figures.success_count IS
+    'the sum over the children once it has any, else its own';
+COMMENT ON COLUMN @extschema@.batch_job_figures.error_count IS
+    'the sum over the children once it has any, else its own';
+
 REVOKE ALL ON TABLE @extschema@.batch_job_figures FROM PUBLIC;
 
 /*
