@@ -1026,6 +1026,12 @@ GRANT EXECUTE ON FUNCTION @extschema@.batchjob_child_total(bigint, bigint, bigin
  * batch_job_deltas_parent_idx, usually finding nothing.  It shows every
  * tenant's parents, so only admins may read it; batch_job_progress applies
  * the tenant test on top of it.
+ *
+ * The four record figures are numeric: a parent whose waiting differences
+ * add up beyond bigint (which its fold refuses, leaving them to wait) must
+ * still be shown, so that batchjob_verify() can report it.  The child
+ * counts count rows, and are bigint; batch_job_progress gives its figures
+ * as bigint, as before.
  */
 CREATE VIEW @extschema@.batch_job_figures AS
 SELECT p.job_id,
@@ -1070,10 +1076,11 @@ SELECT p.job_id,
               COALESCE(pg_catalog.sum(x.child_completed), 0)::pg_catalog.int8 AS completed,
               COALESCE(pg_catalog.sum(x.child_failed), 0)::pg_catalog.int8 AS failed,
               COALESCE(pg_catalog.sum(x.child_cancelled), 0)::pg_catalog.int8 AS cancelled,
-              COALESCE(pg_catalog.sum(x.total_records), 0)::pg_catalog.int8 AS total,
-              COALESCE(pg_catalog.sum(x.processed_records), 0)::pg_catalog.int8 AS processed,
-              COALESCE(pg_catalog.sum(x.success_count), 0)::pg_catalog.int8 AS success,
-              COALESCE(pg_catalog.sum(x.error_count), 0)::pg_catalog.int8 AS errors
+              -- numeric (sum's own type), see above
+              COALESCE(pg_catalog.sum(x.total_records), 0) AS total,
+              COALESCE(pg_catalog.sum(x.processed_records), 0) AS processed,
+              COALESCE(pg_catalog.sum(x.success_count), 0) AS success,
+              COALESCE(pg_catalog.sum(x.error_count), 0) AS errors
          FROM @extschema@.batch_job_deltas x
         WHERE x.parent_job_id OPERATOR(pg_catalog.=) p.job_id) d
  CROSS JOIN LATERAL (
@@ -1096,13 +1103,13 @@ COMMENT ON COLUMN @extschema@.batch_job_figures.cancelled IS 'children in status
 COMMENT ON COLUMN @extschema@.batch_job_figures.children IS
     'all children: batchjob_child_total of the five counts';
 COMMENT ON COLUMN @extschema@.batch_job_figures.total_records IS
-    'the sum over the children once it has any, else its own total';
+    'the sum over the children once it has any, else its own total (numeric: beyond bigint when a fold would overflow)';
 COMMENT ON COLUMN @extschema@.batch_job_figures.processed_records IS
-    'the sum over the children once it has any, else its own';
+    'the sum over the children once it has any, else its own (numeric)';
 COMMENT ON COLUMN @extschema@.batch_job_figures.success_count IS
-    'the sum over the children once it has any, else its own';
+    'the sum over the children once it has any, else its own (numeric)';
 COMMENT ON COLUMN @extschema@.batch_job_figures.error_count IS
-    'the sum over the children once it has any, else its own';
+    'the sum over the children once it has any, else its own (numeric)';
 
 REVOKE ALL ON TABLE @extschema@.batch_job_figures FROM PUBLIC;
 
@@ -1142,7 +1149,12 @@ SELECT j.job_id,
                      ((j.total_records OPERATOR(pg_catalog.-) j.processed_records)::pg_catalog.numeric
                       OPERATOR(pg_catalog./) r.records_per_second)::double precision)
        END AS estimated_finish
-  FROM @extschema@.batch_job_figures j
+  FROM (SELECT f.job_id, f.parent_job_id, f.status, f.created_by, f.started_at,
+               f.completed_at, f.pending, f.processing, f.completed, f.failed,
+               f.cancelled, f.children,
+               f.processed_records::pg_catalog.int8 AS processed_records,
+               f.total_records::pg_catalog.int8 AS total_records
+          FROM @extschema@.batch_job_figures f) j
  CROSS JOIN LATERAL (
       SELECT CASE WHEN j.started_at IS NOT NULL
                        AND j.processed_records OPERATOR(pg_catalog.>) 0

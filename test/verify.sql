@@ -257,7 +257,7 @@ SELECT results_eq(
     $$VALUES (2::bigint, 2::bigint)$$,
     'batchjob_child_counts agrees with the waiting differences of F');
 SELECT results_eq(
-    $$SELECT f.total_records, p.total_records, f.waiting, f.children
+    $$SELECT f.total_records::bigint, p.total_records, f.waiting, f.children
         FROM batch_job_figures f JOIN batch_job_progress p USING (job_id)
        WHERE job_id = pg_temp.jid('Q')$$,
     $$VALUES (30::bigint, 30::bigint, 1::bigint, 3::bigint)$$,
@@ -426,7 +426,8 @@ SELECT is_empty('SELECT * FROM batchjob_verify()',
 -- the figures the view adds up from what waits, for the fold to store
 CREATE TEMP TABLE figures_before AS
     SELECT job_id, pending, processing, completed, failed, cancelled,
-           total_records, processed_records, success_count, error_count
+           total_records::bigint, processed_records::bigint,
+           success_count::bigint, error_count::bigint
       FROM batch_job_figures;
 SELECT is(batchjob_fold(), 4::bigint, 'batchjob_fold() folds the planted differences into their 4 parents (F, K, N, Q)');
 SELECT results_eq(
