@@ -117,13 +117,18 @@ COMMENT ON COLUMN @extschema@.batch_jobs.completed_at IS
     'when the job finished; cleared when it is reopened';
 
 /*
- * Differences waiting to be folded into a parent.  A statement whose rollup
- * finds its parent's row locked by another transaction (another worker
- * folding) records its difference here instead of waiting, so concurrent
- * workers never queue on a shared parent.  The next rollup that gets the
- * parent's lock, or the extension's folder background worker, folds it in.
- * Readers that must be exact (batchjob_child_counts, the progress view)
- * add what is still here.
+ * Differences waiting to be folded into a parent.  A statement's rollup
+ * adds its difference to the parent row only when it gets the right to
+ * fold into that parent at once: a transaction-level advisory lock on the
+ * parent's id, in a key space of batchjob's own, which it tries without
+ * waiting (the parent's row is locked only after it, by the UPDATE that
+ * folds).  While another transaction holds that right, or while the folder
+ * is busy and has taken the rollups over, the difference is recorded here
+ * instead, so concurrent workers never queue on a shared parent.  The next
+ * fold into that parent (a rollup that gets the right, batchjob_fold, or
+ * the extension's folder background worker) takes it out and adds it.
+ * Readers that must be exact (batchjob_child_counts, the progress view,
+ * batchjob_verify) add what is still here.  src/fold.c tells the design.
  */
 CREATE TABLE @extschema@.batch_job_deltas (
     parent_job_id     bigint NOT NULL,

@@ -32,13 +32,205 @@ COMMENT ON FUNCTION @extschema@.batchjob_hold_folder_busy(boolean) IS
 REVOKE ALL ON FUNCTION @extschema@.batchjob_hold_folder_busy(boolean) FROM PUBLIC;
 
 /*
- * The progress view reads batch_jobs as its owner, whom row-level security
- * passes over, and applies the tenant filter itself; as a security barrier
- * that filter runs before any function of the caller's query, so a cheap
- * "leaky" function in a WHERE clause cannot see other tenants' rows.
- * Leakproof operators (job_id = $1) still reach the index.
+ * Each rule in one place.  C and SQL must agree on two rules; each is
+ * written once here, and every reader in SQL and in the library reads it
+ * from here.
+ *
+ * batchjob_child_total: how many children a parent's five counters count
+ * (a parent whose count is 0 has no children yet, and keeps figures of its
+ * own).  Its C twins sit side by side in src/batchjob.h and src/status.c:
+ * child_counts_total for the counters the row trigger holds in C (it
+ * derives a status per row, where calling SQL would cost a statement), and
+ * JOB_CHILDREN_SQL for the library's statements, which must also run on
+ * the 1.0 and 1.1 schemas, where this function does not exist.
+ *
+ * It is LANGUAGE sql, IMMUTABLE, one SELECT, not SECURITY DEFINER and
+ * without a SET clause, so that the planner inlines it: the view below and
+ * batch_job_progress cost what they cost with the sum written out.  Its
+ * body names only its arguments and pg_catalog's + on bigint, so no
+ * search_path can change what it does.  Every role that reads
+ * batch_job_progress evaluates it (the caller of a view needs EXECUTE on
+ * the functions the view calls, also to have them inlined), and it tells
+ * nothing but the sum of its arguments, so PUBLIC may execute it, as
+ * batchjob_tenant_visible.
  */
-ALTER VIEW @extschema@.batch_job_progress SET (security_barrier = true);
+CREATE FUNCTION @extschema@.batchjob_child_total(pending bigint,
+                                                 processing bigint,
+                                                 completed bigint,
+                                                 failed bigint,
+                                                 cancelled bigint)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+SELECT $1 OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.+) $3
+          OPERATOR(pg_catalog.+) $4 OPERATOR(pg_catalog.+) $5
+$$;
+
+COMMENT ON FUNCTION @extschema@.batchjob_child_total(bigint, bigint, bigint, bigint, bigint) IS
+    'how many children a parent''s five child counters (pending, processing, completed, failed, cancelled) count';
+
+GRANT EXECUTE ON FUNCTION @extschema@.batchjob_child_total(bigint, bigint, bigint, bigint, bigint) TO PUBLIC;
+
+/*
+ * batch_job_figures: every parent with its effective figures, the stored
+ * ones plus the differences waiting for it in batch_job_deltas, exact at
+ * every moment.  The one place that computes them: batch_job_progress,
+ * batchjob_verify() and batchjob_child_counts (src/fold.c) read them here.
+ * A parent without children keeps figures of its own (a total given at
+ * creation); the differences of its first children replace them rather
+ * than add to them, as the fold that will store them does (ADD_FIGURES in
+ * src/fold.c, the writer of the same rule).
+ *
+ * A view, not a function: a SQL function, inlined or not, reads its tables
+ * with the privileges of the calling role, and workers and submitters may
+ * not read batch_job_deltas; a view reads them as its owner.  It is as
+ * cheap as the SQL it holds: a lookup by job_id stays an index scan of
+ * the jobs' primary key, and the differences are one probe of
+ * batch_job_deltas_parent_idx, usually finding nothing.  It shows every
+ * tenant's parents, so only admins may read it; batch_job_progress applies
+ * the tenant test on top of it.
+ *
+ * The four record figures are numeric: a parent whose waiting differences
+ * add up beyond bigint (which its fold refuses, leaving them to wait) must
+ * still be shown, so that batchjob_verify() can report it.  The child
+ * counts count rows, and are bigint; batch_job_progress gives its figures
+ * as bigint, as before.
+ */
+CREATE VIEW @extschema@.batch_job_figures AS
+SELECT p.job_id,
+       p.parent_job_id,
+       p.status,
+       p.created_by,
+       p.started_at,
+       p.completed_at,
+       d.n AS waiting,
+       p.child_pending OPERATOR(pg_catalog.+) d.pending AS pending,
+       p.child_processing OPERATOR(pg_catalog.+) d.processing AS processing,
+       p.child_completed OPERATOR(pg_catalog.+) d.completed AS completed,
+       p.child_failed OPERATOR(pg_catalog.+) d.failed AS failed,
+       p.child_cancelled OPERATOR(pg_catalog.+) d.cancelled AS cancelled,
+       @extschema@.batchjob_child_total(
+           p.child_pending OPERATOR(pg_catalog.+) d.pending,
+           p.child_processing OPERATOR(pg_catalog.+) d.processing,
+           p.child_completed OPERATOR(pg_catalog.+) d.completed,
+           p.child_failed OPERATOR(pg_catalog.+) d.failed,
+           p.child_cancelled OPERATOR(pg_catalog.+) d.cancelled) AS children,
+       CASE WHEN d.n OPERATOR(pg_catalog.=) 0 THEN p.total_records
+            WHEN s.no_children_yet THEN d.total
+            ELSE COALESCE(p.total_records, 0) OPERATOR(pg_catalog.+) d.total
+       END AS total_records,
+       CASE WHEN d.n OPERATOR(pg_catalog.=) 0 THEN p.processed_records
+            WHEN s.no_children_yet THEN d.processed
+            ELSE p.processed_records OPERATOR(pg_catalog.+) d.processed
+       END AS processed_records,
+       CASE WHEN d.n OPERATOR(pg_catalog.=) 0 THEN p.success_count
+            WHEN s.no_children_yet THEN d.success
+            ELSE p.success_count OPERATOR(pg_catalog.+) d.success
+       END AS success_count,
+       CASE WHEN d.n OPERATOR(pg_catalog.=) 0 THEN p.error_count
+            WHEN s.no_children_yet THEN d.errors
+            ELSE p.error_count OPERATOR(pg_catalog.+) d.errors
+       END AS error_count
+  FROM @extschema@.batch_jobs p
+ CROSS JOIN LATERAL (
+       SELECT pg_catalog.count(*) AS n,
+              COALESCE(pg_catalog.sum(x.child_pending), 0)::pg_catalog.int8 AS pending,
+              COALESCE(pg_catalog.sum(x.child_processing), 0)::pg_catalog.int8 AS processing,
+              COALESCE(pg_catalog.sum(x.child_completed), 0)::pg_catalog.int8 AS completed,
+              COALESCE(pg_catalog.sum(x.child_failed), 0)::pg_catalog.int8 AS failed,
+              COALESCE(pg_catalog.sum(x.child_cancelled), 0)::pg_catalog.int8 AS cancelled,
+              -- numeric (sum's own type), see above
+              COALESCE(pg_catalog.sum(x.total_records), 0) AS total,
+              COALESCE(pg_catalog.sum(x.processed_records), 0) AS processed,
+              COALESCE(pg_catalog.sum(x.success_count), 0) AS success,
+              COALESCE(pg_catalog.sum(x.error_count), 0) AS errors
+         FROM @extschema@.batch_job_deltas x
+        WHERE x.parent_job_id OPERATOR(pg_catalog.=) p.job_id) d
+ CROSS JOIN LATERAL (
+       SELECT @extschema@.batchjob_child_total(p.child_pending, p.child_processing,
+                                               p.child_completed, p.child_failed,
+                                               p.child_cancelled)
+              OPERATOR(pg_catalog.=) 0 AS no_children_yet) s
+ WHERE p.is_parent;
+
+COMMENT ON VIEW @extschema@.batch_job_figures IS
+    'every parent''s effective figures: the stored ones plus the differences waiting in batch_job_deltas (what batch_job_progress, batchjob_child_counts and batchjob_verify read); admins only';
+
+COMMENT ON COLUMN @extschema@.batch_job_figures.waiting IS
+    'how many differences wait in batch_job_deltas for the parent (0: the stored row is final)';
+COMMENT ON COLUMN @extschema@.batch_job_figures.pending IS 'children in status PENDING';
+COMMENT ON COLUMN @extschema@.batch_job_figures.processing IS 'children in status PROCESSING';
+COMMENT ON COLUMN @extschema@.batch_job_figures.completed IS 'children in status COMPLETED';
+COMMENT ON COLUMN @extschema@.batch_job_figures.failed IS 'children in status FAILED';
+COMMENT ON COLUMN @extschema@.batch_job_figures.cancelled IS 'children in status CANCELLED';
+COMMENT ON COLUMN @extschema@.batch_job_figures.children IS
+    'all children: batchjob_child_total of the five counts';
+COMMENT ON COLUMN @extschema@.batch_job_figures.total_records IS
+    'the sum over the children once it has any, else its own total (numeric: beyond bigint when a fold would overflow)';
+COMMENT ON COLUMN @extschema@.batch_job_figures.processed_records IS
+    'the sum over the children once it has any, else its own (numeric)';
+COMMENT ON COLUMN @extschema@.batch_job_figures.success_count IS
+    'the sum over the children once it has any, else its own (numeric)';
+COMMENT ON COLUMN @extschema@.batch_job_figures.error_count IS
+    'the sum over the children once it has any, else its own (numeric)';
+
+REVOKE ALL ON TABLE @extschema@.batch_job_figures FROM PUBLIC;
+
+/*
+ * The progress view reads the figures above as its owner, whom row-level
+ * security passes over, and applies the tenant filter itself; as a
+ * security barrier that filter runs before any function of the caller's
+ * query, so a cheap "leaky" function in a WHERE clause cannot see other
+ * tenants' rows.  Leakproof operators (job_id = $1) still reach the index.
+ * Its columns are 1.1's, in 1.1's order.
+ */
+CREATE OR REPLACE VIEW @extschema@.batch_job_progress WITH (security_barrier = true) AS
+SELECT j.job_id,
+       j.parent_job_id,
+       j.status,
+       j.pending,
+       j.processing,
+       j.completed,
+       j.failed,
+       j.cancelled,
+       j.children,
+       j.processed_records,
+       j.total_records,
+       CASE WHEN j.total_records OPERATOR(pg_catalog.>) 0
+            THEN pg_catalog.round(100::pg_catalog.numeric
+                     OPERATOR(pg_catalog.*) j.processed_records::pg_catalog.numeric
+                     OPERATOR(pg_catalog./) j.total_records::pg_catalog.numeric, 2)
+       END AS percent_done,
+       r.records_per_second,
+       CASE WHEN j.status OPERATOR(pg_catalog.=) ANY (
+                     ARRAY['COMPLETED', 'FAILED', 'CANCELLED']::pg_catalog.text[])
+            THEN j.completed_at
+            WHEN r.records_per_second OPERATOR(pg_catalog.>) 0
+                 AND j.total_records IS NOT NULL
+            THEN pg_catalog.now() OPERATOR(pg_catalog.+)
+                 pg_catalog.make_interval(secs =>
+                     ((j.total_records OPERATOR(pg_catalog.-) j.processed_records)::pg_catalog.numeric
+                      OPERATOR(pg_catalog./) r.records_per_second)::double precision)
+       END AS estimated_finish
+  FROM (SELECT f.job_id, f.parent_job_id, f.status, f.created_by, f.started_at,
+               f.completed_at, f.pending, f.processing, f.completed, f.failed,
+               f.cancelled, f.children,
+               f.processed_records::pg_catalog.int8 AS processed_records,
+               f.total_records::pg_catalog.int8 AS total_records
+          FROM @extschema@.batch_job_figures f) j
+ CROSS JOIN LATERAL (
+      SELECT CASE WHEN j.started_at IS NOT NULL
+                       AND j.processed_records OPERATOR(pg_catalog.>) 0
+                  THEN pg_catalog.round(j.processed_records::pg_catalog.numeric
+                       OPERATOR(pg_catalog./) GREATEST(0.001::pg_catalog.numeric,
+                           pg_catalog.date_part('epoch',
+                               COALESCE(j.completed_at, pg_catalog.now())
+                               OPERATOR(pg_catalog.-) j.started_at)::pg_catalog.numeric), 2)
+             END AS records_per_second) r
+ -- the tenant policy of batch_jobs, which the owner's read passes over
+ WHERE COALESCE(pg_catalog.current_setting('batchjob.tenant_isolation', true), 'off')
+           OPERATOR(pg_catalog.=) 'off'
+       OR @extschema@.batchjob_tenant_visible(j.created_by);
 
 /*
  * Claims that identify their holder.  A worker whose lease expired, and
@@ -250,7 +442,8 @@ REVOKE ALL ON TABLE @extschema@.batch_job_submitters FROM PUBLIC;
  * It also hands out what the follow-up section below adds:
  * batchjob_create_followup to submitters, batch_job_followups and
  * batch_jobs_archive to admins (created further down; the body names them
- * only when it runs).
+ * only when it runs), and batch_job_figures (above) to admins, whose
+ * batchjob_verify() reads it.
  */
 DROP FUNCTION @extschema@.batchjob_grant(regrole, text, text[]);
 
@@ -352,7 +545,8 @@ BEGIN
             ' %I.batch_job_deltas, %I.batch_job_workers, %I.batch_job_submitters,'
             ' %I.batch_job_followups, %I.batch_jobs_archive TO %s',
             nsp, nsp, nsp, nsp, nsp, nsp, role);
-        EXECUTE pg_catalog.format('GRANT SELECT ON %I.batch_job_progress TO %s', nsp, role);
+        EXECUTE pg_catalog.format('GRANT SELECT ON %I.batch_job_progress, %I.batch_job_figures TO %s',
+                                  nsp, nsp, role);
         EXECUTE pg_catalog.format('GRANT ALL ON SEQUENCE %I.batch_jobs_job_id_seq TO %s',
                                   nsp, role);
     END IF;
@@ -368,7 +562,8 @@ REVOKE ALL ON FUNCTION @extschema@.batchjob_grant(regrole, text, text[], integer
  * the extension's schema, which batchjob_grant gave: the role holds no
  * batchjob level afterwards.  USAGE stays when the role holds a privilege
  * on an object of that schema that is not batchjob's, since it needs the
- * schema for that.  It takes back the follow-up section's objects too.
+ * schema for that.  It takes back batch_job_figures and the follow-up
+ * section's objects too.
  */
 CREATE OR REPLACE FUNCTION @extschema@.batchjob_revoke(role regrole)
 RETURNS void
@@ -403,9 +598,9 @@ BEGIN
     END LOOP;
     EXECUTE pg_catalog.format(
         'REVOKE ALL ON TABLE %I.batch_jobs, %I.batch_job_deltas, %I.batch_job_progress,'
-        ' %I.batch_job_workers, %I.batch_job_submitters, %I.batch_job_followups,'
-        ' %I.batch_jobs_archive FROM %s',
-        nsp, nsp, nsp, nsp, nsp, nsp, nsp, role);
+        ' %I.batch_job_figures, %I.batch_job_workers, %I.batch_job_submitters,'
+        ' %I.batch_job_followups, %I.batch_jobs_archive FROM %s',
+        nsp, nsp, nsp, nsp, nsp, nsp, nsp, nsp, role);
     EXECUTE pg_catalog.format('DELETE FROM %I.batch_job_workers WHERE worker OPERATOR(pg_catalog.=) $1', nsp)
         USING role;
     EXECUTE pg_catalog.format('DELETE FROM %I.batch_job_submitters WHERE submitter OPERATOR(pg_catalog.=) $1', nsp)
@@ -802,7 +997,7 @@ REVOKE ALL ON FUNCTION @extschema@.batchjob_purge(interval, integer, boolean) FR
  * created (the extension's own dependency on it was recorded in this
  * transaction: all of them on CREATE EXTENSION, the new ones on an update)
  * loses every privilege of every role but its owner (and PUBLIC's EXECUTE
- * on batchjob_tenant_visible, which is meant).  Then, on an update, each
+ * on batchjob_tenant_visible and batchjob_child_total, which is meant).  Then, on an update, each
  * role gets its batchjob level again, as batchjob_grant
  * gave it, read from what existed before (an admin may UPDATE batch_jobs,
  * a submitter may execute batchjob_create_child, a worker is listed in
@@ -848,8 +1043,10 @@ BEGIN
          CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
          WHERE o.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
            AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
-           -- every role that reads batch_jobs evaluates the policy
-           AND NOT (p.proname OPERATOR(pg_catalog.=) 'batchjob_tenant_visible'
+           -- every role that reads batch_jobs evaluates the policy, and
+           -- every reader of batch_job_progress the child total
+           AND NOT (p.proname OPERATOR(pg_catalog.=) ANY (ARRAY['batchjob_tenant_visible',
+                                                              'batchjob_child_total']::pg_catalog.name[])
                     AND a.grantee OPERATOR(pg_catalog.=) 0)
         UNION
         SELECT pg_catalog.format('%s %s',
@@ -1051,7 +1248,7 @@ REVOKE ALL ON FUNCTION @extschema@.batchjob_partition() FROM PUBLIC;
 
 /*
  * batchjob_verify(), defined once for 1.2 here, after everything it reads:
- * the 1.1 checks, plus differences that have waited longer than a fold may
+ * the 1.1 checks, each parent's figures read from batch_job_figures, plus differences that have waited longer than a fold may
  * take (FOLD_BOUND_SECS in src/fold.c), follow-ups left waiting (a start
  * that was lost, a waited-for job deleted, a wait without has_followers),
  * and, on a partition, a job whose id is not of the partition and a job id
@@ -1076,73 +1273,35 @@ WITH kids AS (
       FROM @extschema@.batch_jobs c
      WHERE c.parent_job_id IS NOT NULL
      GROUP BY c.parent_job_id),
-waiting AS (
-    SELECT d.parent_job_id AS id, count(*) AS n,
-           sum(d.child_pending) AS pending, sum(d.child_processing) AS processing,
-           sum(d.child_completed) AS completed, sum(d.child_failed) AS failed,
-           sum(d.child_cancelled) AS cancelled, sum(d.total_records) AS total,
-           sum(d.processed_records) AS processed, sum(d.success_count) AS success,
-           sum(d.error_count) AS errors
-      FROM @extschema@.batch_job_deltas d
-     GROUP BY d.parent_job_id),
+-- each parent's effective figures, from the one place that computes them;
+-- a parent with children but no total counts it as 0, as a fold stores it
 parents AS (
-    SELECT p.job_id, p.status, p.child_pending, p.child_processing,
-           p.child_completed, p.child_failed, p.child_cancelled,
-           p.total_records, p.processed_records, p.success_count,
-           p.error_count,
+    SELECT f.job_id, f.status, f.waiting AS w_n,
+           f.pending, f.processing, f.completed, f.failed, f.cancelled,
+           COALESCE(f.total_records, 0) AS total, f.processed_records AS processed,
+           f.success_count AS success, f.error_count AS errors,
            COALESCE(k.pending, 0) AS k_pending, COALESCE(k.processing, 0) AS k_processing,
            COALESCE(k.completed, 0) AS k_completed, COALESCE(k.failed, 0) AS k_failed,
            COALESCE(k.cancelled, 0) AS k_cancelled, k.total AS k_total,
-           k.processed AS k_processed, k.success AS k_success, k.errors AS k_errors,
-           COALESCE(w.n, 0) AS w_n,
-           COALESCE(w.pending, 0) AS w_pending, COALESCE(w.processing, 0) AS w_processing,
-           COALESCE(w.completed, 0) AS w_completed, COALESCE(w.failed, 0) AS w_failed,
-           COALESCE(w.cancelled, 0) AS w_cancelled, COALESCE(w.total, 0) AS w_total,
-           COALESCE(w.processed, 0) AS w_processed, COALESCE(w.success, 0) AS w_success,
-           COALESCE(w.errors, 0) AS w_errors,
-           p.child_pending OPERATOR(pg_catalog.+) p.child_processing
-             OPERATOR(pg_catalog.+) p.child_completed OPERATOR(pg_catalog.+) p.child_failed
-             OPERATOR(pg_catalog.+) p.child_cancelled AS stored_children
-      FROM @extschema@.batch_jobs p
-      LEFT JOIN kids k ON k.id OPERATOR(pg_catalog.=) p.job_id
-      LEFT JOIN waiting w ON w.id OPERATOR(pg_catalog.=) p.job_id
-     WHERE p.is_parent)
+           k.processed AS k_processed, k.success AS k_success, k.errors AS k_errors
+      FROM @extschema@.batch_job_figures f
+      LEFT JOIN kids k ON k.id OPERATOR(pg_catalog.=) f.job_id)
 SELECT x.job_id, x.problem FROM (
     SELECT job_id, pg_catalog.format(
                'child counts %s/%s/%s/%s/%s (pending/processing/completed/failed/cancelled, with %s waiting differences) but its children are %s/%s/%s/%s/%s',
-               child_pending OPERATOR(pg_catalog.+) w_pending,
-               child_processing OPERATOR(pg_catalog.+) w_processing,
-               child_completed OPERATOR(pg_catalog.+) w_completed,
-               child_failed OPERATOR(pg_catalog.+) w_failed,
-               child_cancelled OPERATOR(pg_catalog.+) w_cancelled, w_n,
+               pending, processing, completed, failed, cancelled, w_n,
                k_pending, k_processing, k_completed, k_failed, k_cancelled) AS problem
       FROM parents
-     WHERE (child_pending OPERATOR(pg_catalog.+) w_pending, child_processing OPERATOR(pg_catalog.+) w_processing,
-            child_completed OPERATOR(pg_catalog.+) w_completed, child_failed OPERATOR(pg_catalog.+) w_failed,
-            child_cancelled OPERATOR(pg_catalog.+) w_cancelled)
+     WHERE (pending, processing, completed, failed, cancelled)
            IS DISTINCT FROM (k_pending, k_processing, k_completed, k_failed, k_cancelled)
     UNION ALL
     SELECT job_id, pg_catalog.format(
                'figures %s/%s/%s/%s (total/processed/success/errors, with waiting differences) but its children sum to %s/%s/%s/%s',
-               CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_total
-                    ELSE COALESCE(total_records, 0) OPERATOR(pg_catalog.+) w_total END,
-               CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_processed
-                    ELSE processed_records OPERATOR(pg_catalog.+) w_processed END,
-               CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_success
-                    ELSE success_count OPERATOR(pg_catalog.+) w_success END,
-               CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_errors
-                    ELSE error_count OPERATOR(pg_catalog.+) w_errors END,
+               total, processed, success, errors,
                k_total, k_processed, k_success, k_errors)
       FROM parents
      WHERE k_total IS NOT NULL
-       AND (CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_total
-                 ELSE COALESCE(total_records, 0) OPERATOR(pg_catalog.+) w_total END,
-            CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_processed
-                 ELSE processed_records OPERATOR(pg_catalog.+) w_processed END,
-            CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_success
-                 ELSE success_count OPERATOR(pg_catalog.+) w_success END,
-            CASE WHEN stored_children OPERATOR(pg_catalog.=) 0 THEN w_errors
-                 ELSE error_count OPERATOR(pg_catalog.+) w_errors END)
+       AND (total, processed, success, errors)
            IS DISTINCT FROM (k_total, k_processed, k_success, k_errors)
     UNION ALL
     SELECT job_id, pg_catalog.format('status %s while %s of its children are unfinished',
@@ -1172,10 +1331,11 @@ SELECT x.job_id, x.problem FROM (
        AND EXISTS (SELECT FROM @extschema@.batch_jobs c
                     WHERE c.parent_job_id OPERATOR(pg_catalog.=) j.job_id)
     UNION ALL
-    SELECT w.id, 'waiting differences for a job that does not exist'
-      FROM waiting w
+    SELECT d.parent_job_id, 'waiting differences for a job that does not exist'
+      FROM @extschema@.batch_job_deltas d
      WHERE NOT EXISTS (SELECT FROM @extschema@.batch_jobs j
-                        WHERE j.job_id OPERATOR(pg_catalog.=) w.id)
+                        WHERE j.job_id OPERATOR(pg_catalog.=) d.parent_job_id)
+     GROUP BY d.parent_job_id
     UNION ALL
     -- FOLD_BOUND_SECS in src/fold.c: a committed difference is folded long
     -- before this unless something stops its fold

@@ -420,7 +420,8 @@ batchjob_children(PG_FUNCTION_ARGS)
 
 /*
  * batchjob_child_counts(parent_job_id): the children by status, read from
- * the counters the rollup keeps on the parent, so O(1) at any size.
+ * the counters the rollup keeps on the parent plus the differences waiting
+ * for it (src/fold.c, parent_child_counts), so O(1) at any size.
  */
 Datum
 batchjob_child_counts(PG_FUNCTION_ARGS)
@@ -430,7 +431,7 @@ batchjob_child_counts(PG_FUNCTION_ARGS)
 	bool		nulls[JOB_NSTATUS + 1] = {false};
 	int			i;
 	HeapTuple	result;
-	ParentInfo	parent;
+	ChildCounts counts;
 	JobCall		call;
 
 	job_require_arg(fcinfo, 0, "parent_job_id");
@@ -441,10 +442,11 @@ batchjob_child_counts(PG_FUNCTION_ARGS)
 	job_call_begin(fcinfo, &call);
 	job_spi_connect();
 	check_job_tenant(&call, PG_GETARG_INT64(0), MISSING_PARENT);
-	job_fetch_parent(call.nspid, PG_GETARG_INT64(0), false, true, &parent);
+	values[JOB_NSTATUS] = Int64GetDatum(parent_child_counts(call.nspid,
+															PG_GETARG_INT64(0),
+															&counts));
 	for (i = 0; i < JOB_NSTATUS; i++)
-		values[i] = Int64GetDatum(parent.counts.n[i]);
-	values[JOB_NSTATUS] = Int64GetDatum(child_counts_total(&parent.counts));
+		values[i] = Int64GetDatum(counts.n[i]);
 	job_spi_finish();
 	job_call_end(&call);
 

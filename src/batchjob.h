@@ -60,9 +60,14 @@ typedef struct ChildCounts
 } ChildCounts;
 
 /*
- * How many children a parent's counters say it has: child_counts_total in
- * C, JOB_CHILDREN_SQL(alias) in the statements (alias is "" or "t.").  A
- * parent whose sum is 0 has no children yet and keeps figures of its own.
+ * How many children a parent's counters say it has.  A parent whose sum is
+ * 0 has no children yet and keeps figures of its own.  The scripts' SQL
+ * reads it from batchjob_child_total() (batchjob--1.1--1.2.sql), which the
+ * planner inlines; the library cannot: its statements also run on the 1.0
+ * and 1.1 schemas, which lack that function, and the row trigger sums
+ * counters it holds in C.  So C has its two forms here, side by side:
+ * child_counts_total (src/status.c) for counters in C, JOB_CHILDREN_SQL
+ * for the statements (alias is "", "t." or "j.").
  */
 #define JOB_CHILDREN_SQL(a) \
 	"(" a "child_pending + " a "child_processing + " a "child_completed" \
@@ -128,7 +133,8 @@ extern Oid	job_function_namespace(FunctionCallInfo fcinfo);
 /*
  * A statement the C code runs, written in the file that runs it.  In its
  * text, %1$s stands for the schema-qualified batch_jobs, %2$s for
- * batch_job_deltas, %3$s for batch_job_workers and %% for a percent sign.
+ * batch_job_deltas, %3$s for batch_job_workers, %4$s for the view
+ * batch_job_figures (1.2) and %% for a percent sign.
  * Every function that runs one pins search_path to pg_catalog, pg_temp, so
  * unqualified operators and functions in it can only be the built-in ones.
  * job_plan prepares it once per backend and keeps the plan here.
@@ -243,8 +249,7 @@ extern bool batchjob_defer_when_busy;
 #define FOLD_NVALUES (JOB_NSTATUS + 4)
 
 /*
- * A parent as the functions read it: its effective figures are the stored
- * ones plus the differences waiting for it.  criteria and created_by point
+ * What a new child takes from its parent.  criteria and created_by point
  * into SPI memory, valid until SPI_finish.
  */
 typedef struct ParentInfo
@@ -254,12 +259,13 @@ typedef struct ParentInfo
 	Datum		priority;
 	Datum		created_by;
 	bool		created_by_null;
-	ChildCounts counts;
 } ParentInfo;
 
 extern void batchjob_init_fold(void);
 extern void job_fetch_parent(Oid nspid, int64 parent_id, bool lock,
 							 bool read_only, ParentInfo *info);
+extern int64 parent_child_counts(Oid nspid, int64 parent_id,
+								 ChildCounts *counts);
 extern int64 recount_children(Oid nspid, int64 parent_id,
 							  int64 figures[FOLD_NVALUES]);
 extern bool folder_is_busy(void);

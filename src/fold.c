@@ -100,13 +100,14 @@ PGDLLEXPORT void batchjob_folder_main(Datum main_arg);
  */
 
 /*
- * A parent's effective figures: the stored ones plus the differences
- * waiting for it.  A parent without children keeps figures of its own (a
- * total given at creation); its first children replace them rather than
- * add to them.  FOLD_APPLY_SQL stores exactly this; batchjob_refresh_parent
- * computes it from the children; the batch_job_progress view and
- * batchjob_verify() (batchjob--1.0--1.1.sql, batchjob--1.1--1.2.sql) read
- * it the same way.
+ * A parent's figures after a fold: the stored ones plus a difference.  A
+ * parent without children keeps figures of its own (a total given at
+ * creation); its first children replace them rather than add to them.
+ * This is the writer of the rule; the view batch_job_figures
+ * (batchjob--1.1--1.2.sql) is its one reader, which adds what waits in
+ * batch_job_deltas the same way and which batch_job_progress,
+ * batchjob_verify() and batchjob_child_counts read.  test/verify.sql
+ * checks that the two agree (a fold stores what the view showed).
  */
 #define ADD_FIGURES(pending, processing, completed, failed, cancelled, \
 					total, processed, success, errors) \
@@ -175,13 +176,41 @@ static JobStatement take_waiting = {
 /* the first column of a difference; the others follow in FOLD_NVALUES order */
 #define Anum_waiting_child_pending		1
 
-/*
- * A parent as the functions read it (ParentInfo): the child counts include
- * the differences not folded in yet.
- */
+/* a parent as job_fetch_parent reads it (ParentInfo) */
 static JobStatement parent_info = {
-	.sql = "SELECT p.is_parent, p.criteria, p.priority, p.created_by,"
-	" p.child_pending + d.pending, p.child_processing + d.processing,"
+	.sql = "SELECT is_parent, criteria, priority, created_by"
+	" FROM %1$s WHERE job_id = $1",
+	.nargs = 1, .argtypes = {INT8OID}
+};
+
+#define Anum_parent_info_is_parent		1
+#define Anum_parent_info_criteria		2
+#define Anum_parent_info_priority		3
+#define Anum_parent_info_created_by		4
+
+/*
+ * A parent's children by status, with the differences not folded in yet
+ * (batchjob_child_counts), from the view that computes a parent's
+ * effective figures.  One probe of the jobs' primary key and one of
+ * batch_job_deltas_parent_idx.
+ */
+static JobStatement parent_counts = {
+	.sql = "SELECT pending, processing, completed, failed, cancelled, children"
+	" FROM %4$s WHERE job_id = $1",
+	.nargs = 1, .argtypes = {INT8OID}
+};
+
+#define Anum_parent_counts_pending		1	/* the others follow in
+											 * JobStatus order */
+#define Anum_parent_counts_children		6
+
+/*
+ * The same for the 1.0 and 1.1 schemas, which have no batch_job_figures
+ * (a database runs them with this library until ALTER EXTENSION UPDATE):
+ * the sums those versions computed, columns as parent_counts but the last.
+ */
+static JobStatement parent_counts_1_1 = {
+	.sql = "SELECT p.child_pending + d.pending, p.child_processing + d.processing,"
 	" p.child_completed + d.completed, p.child_failed + d.failed,"
 	" p.child_cancelled + d.cancelled"
 	" FROM %1$s p, LATERAL (SELECT"
@@ -191,16 +220,9 @@ static JobStatement parent_info = {
 	"  coalesce(sum(child_failed), 0)::int8 AS failed,"
 	"  coalesce(sum(child_cancelled), 0)::int8 AS cancelled"
 	"  FROM %2$s WHERE parent_job_id = $1) d"
-	" WHERE p.job_id = $1",
+	" WHERE p.job_id = $1 AND p.is_parent",
 	.nargs = 1, .argtypes = {INT8OID}
 };
-
-#define Anum_parent_info_is_parent		1
-#define Anum_parent_info_criteria		2
-#define Anum_parent_info_priority		3
-#define Anum_parent_info_created_by		4
-#define Anum_parent_info_child_pending	5	/* the others follow in
-											 * JobStatus order */
 
 /* a parent's row lock, for the paths that change its set of children */
 static JobStatement lock_parent = {
@@ -490,8 +512,8 @@ parent_still_there(Oid nspid, int64 parent_id)
  * its row lock (FOR NO KEY UPDATE), waiting for both; this serializes
  * callers that are about to change its set of children, and keeps workers
  * that find the parent busy from waiting behind them.  Without lock, fills
- * *info (which may be NULL) with the parent's effective figures.  Must be
- * connected to SPI.
+ * *info (which may be NULL) with what a new child takes from the parent.
+ * Must be connected to SPI.
  */
 void
 job_fetch_parent(Oid nspid, int64 parent_id, bool lock, bool read_only,
@@ -501,7 +523,6 @@ job_fetch_parent(Oid nspid, int64 parent_id, bool lock, bool read_only,
 	HeapTuple	row;
 	TupleDesc	desc;
 	bool		isnull;
-	int			i;
 
 	Assert(!(lock && info != NULL));
 	if (lock)
@@ -527,11 +548,43 @@ job_fetch_parent(Oid nspid, int64 parent_id, bool lock, bool read_only,
 								   &isnull);
 	info->created_by = SPI_getbinval(row, desc, Anum_parent_info_created_by,
 									 &info->created_by_null);
+}
+
+/*
+ * A parent's children by status, the differences waiting for it included,
+ * read as batchjob_child_counts reports them; returns how many children
+ * they count.  Raises as job_fetch_parent does when parent_id names no
+ * parent.  Reads only (read_only SPI, the caller's snapshot).  Must be
+ * connected to SPI.
+ */
+int64
+parent_child_counts(Oid nspid, int64 parent_id, ChildCounts *counts)
+{
+	Datum		values[1] = {Int64GetDatum(parent_id)};
+	bool		v12 = job_schema(nspid) >= JOB_SCHEMA_1_2;
+	HeapTuple	row;
+	TupleDesc	desc;
+	bool		isnull;
+	int			i;
+
+	job_run(v12 ? &parent_counts : &parent_counts_1_1, nspid, values, NULL,
+			true, SPI_OK_SELECT, "counting the children");
+	if (SPI_processed == 0)
+	{
+		/* no such parent: say which way, as every function does */
+		job_fetch_parent(nspid, parent_id, false, true, NULL);
+		elog(ERROR, "parent job " INT64_FORMAT " has no figures", parent_id);
+	}
+	row = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
 	for (i = 0; i < JOB_NSTATUS; i++)
-		info->counts.n[i] =
-			DatumGetInt64(SPI_getbinval(row, desc,
-										Anum_parent_info_child_pending + i,
-										&isnull));
+		counts->n[i] = DatumGetInt64(SPI_getbinval(row, desc,
+												   Anum_parent_counts_pending + i,
+												   &isnull));
+	if (!v12)
+		return child_counts_total(counts);
+	return DatumGetInt64(SPI_getbinval(row, desc, Anum_parent_counts_children,
+									   &isnull));
 }
 
 /*

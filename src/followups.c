@@ -59,6 +59,8 @@ static const char *const FOLLOWUP_INSERT_JOB =
 " (status, criteria, created_by, priority, is_parent, total_records, run_at)"
 " VALUES ('PENDING', $1, $2, $3, false, $4, 'infinity') RETURNING job_id";
 
+#define Anum_followup_insert_job_id	1
+
 static const char *const FOLLOWUP_INSERT_WAITS =
 "INSERT INTO %1$s.batch_job_followups (job_id, after_job_id, after)"
 " SELECT $1, a, $3 FROM unnest($2::int8[]) AS a";
@@ -73,6 +75,10 @@ static const char *const FOLLOWUP_START =
 static const char *const FOLLOWUP_RESULT =
 "SELECT * FROM %1$s.batch_jobs WHERE job_id = $1";
 
+/*
+ * Runs one of the statements above against nspid's tables, raising an
+ * internal error unless SPI returns the expected code.
+ */
 static void
 followup_run(Oid nspid, const char *sql, int nargs, Oid *types,
 			 Datum *values, int expected, const char *what)
@@ -87,6 +93,7 @@ followup_run(Oid nspid, const char *sql, int nargs, Oid *types,
 	pfree(query);
 }
 
+/* qsort order for job ids: ascending, the order every lock path keeps. */
 static int
 compare_int64(const void *a, const void *b)
 {
@@ -96,6 +103,7 @@ compare_int64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* ids as a bigint[] Datum, to pass as a statement's parameter. */
 static Datum
 int8_array(const int64 *ids, int n)
 {
@@ -239,7 +247,8 @@ batchjob_create_followup(PG_FUNCTION_ARGS)
 			elog(ERROR, "creating a follow-up failed: %s",
 				 SPI_result_code_string(rc));
 		job_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1,
+											 SPI_tuptable->tupdesc,
+											 Anum_followup_insert_job_id,
 											 &isnull));
 	}
 

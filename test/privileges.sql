@@ -21,7 +21,7 @@
  * claims take exactly the jobs made here.
  */
 BEGIN;
-SELECT plan(333);
+SELECT plan(342);
 \ir pgtap/fixture.sql
 
 CREATE ROLE bjt_priv_worker;
@@ -91,6 +91,8 @@ INSERT INTO fmatrix VALUES
     ('batchjob_grant', '{regrole,text,text[],integer}', '{admin}'),
     ('batchjob_revoke', '{regrole}', '{admin}'),
     ('batchjob_tenant_visible', '{text}', '{everyone}'),
+    -- every reader of batch_job_progress evaluates it (inlined)
+    ('batchjob_child_total', '{bigint,bigint,bigint,bigint,bigint}', '{everyone}'),
     ('batchjob_guard', '{}', '{}'),
     ('batchjob_rollup', '{}', '{}'),
     ('batchjob_truncate', '{}', '{}'),
@@ -117,7 +119,7 @@ SELECT set_eq(
         FROM fmatrix$$,
     'the matrix below names every function of the extension, with its signature');
 
--- 34 functions x 4 roles
+-- 35 functions x 4 roles
 SELECT function_privs_are('public', m.fn, m.args, m.role,
            CASE WHEN m.level = ANY (m.levels) OR 'everyone' = ANY (m.levels)
                 THEN ARRAY['EXECUTE'] ELSE ARRAY[]::name[] END,
@@ -138,6 +140,7 @@ SELECT table_privs_are('public', rel, role, privs,
                     THEN ARRAY['SELECT']::name[] ELSE ARRAY[]::name[] END AS privs
           FROM roles r
          CROSS JOIN (VALUES ('batch_jobs'), ('batch_job_progress'),
+                            ('batch_job_figures'),
                             ('batch_job_deltas'), ('batch_job_workers'),
                             ('batch_job_submitters'), ('batch_job_partition'),
                             ('batch_job_followups'), ('batch_jobs_archive')) v(rel)
@@ -159,6 +162,8 @@ SELECT is(ARRAY(SELECT p FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE
           format('admin: exactly %s on %s', array_to_string(want, ', '), rel))
   FROM (VALUES ('batch_jobs', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']),
                ('batch_job_progress', ARRAY['SELECT']),
+               -- what batchjob_verify() reads
+               ('batch_job_figures', ARRAY['SELECT']),
                ('batch_job_deltas', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']),
                ('batch_job_workers', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']),
                ('batch_job_submitters', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']),
@@ -171,9 +176,9 @@ SELECT is(ARRAY(SELECT p FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE
 -- and the rollup write these tables as the extension's owner (normally a
 -- superuser): TRIGGER would let an admin run code of its own as the owner.
 SELECT is(ARRAY(SELECT rel FROM unnest(ARRAY['batch_jobs', 'batch_job_progress',
-                                             'batch_job_deltas', 'batch_job_workers',
-                                             'batch_job_submitters', 'batch_job_followups',
-                                             'batch_jobs_archive']) rel
+                                             'batch_job_figures', 'batch_job_deltas',
+                                             'batch_job_workers', 'batch_job_submitters',
+                                             'batch_job_followups', 'batch_jobs_archive']) rel
                  WHERE has_table_privilege('bjt_priv_admin', 'public.' || rel, 'TRIGGER')),
           ARRAY[]::text[],
           'admin: no TRIGGER privilege on any batchjob relation (its trigger would run as the extension owner)');
@@ -252,6 +257,10 @@ SELECT throws_ok($$SELECT * FROM batch_job_deltas$$,
 SELECT throws_ok($$INSERT INTO batch_job_deltas VALUES (pg_temp.jid('p'), 0, 0, 0, 0, 0, 0, 0, 0, 0)$$,
     '42501', 'permission denied for table batch_job_deltas',
     'worker: writing batch_job_deltas is refused (42501)');
+-- it shows every tenant's parents; batch_job_progress is the worker's view
+SELECT throws_ok($$SELECT count(*) FROM batch_job_figures$$,
+    '42501', 'permission denied for view batch_job_figures',
+    'worker: reading batch_job_figures is refused (42501)');
 RESET ROLE;
 
 /* ---- submitter: what it may not do ---- */
@@ -593,9 +602,11 @@ SELECT throws_ok($$SELECT batchjob_grant('bjt_priv_no_such_role', 'worker')$$,
     '42704', NULL, 'grant: a role that does not exist is refused (42704)');
 SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
                  WHERE p.proname LIKE 'batchjob\_%'
-                   AND has_function_privilege('bjt_priv_nobody', p.oid, 'EXECUTE')),
-    ARRAY['batchjob_tenant_visible(text)'],
-    'grant: the refused grants gave the role nothing');
+                   AND has_function_privilege('bjt_priv_nobody', p.oid, 'EXECUTE')
+                 ORDER BY 1),
+    ARRAY['batchjob_child_total(bigint,bigint,bigint,bigint,bigint)',
+          'batchjob_tenant_visible(text)'],
+    'grant: the refused grants gave the role nothing (but the PUBLIC functions)');
 
 SELECT lives_ok($$SELECT batchjob_grant('"bjt_priv_x; DROP TABLE batch_jobs; --"', 'admin')$$,
     'grant: a role whose name is an SQL injection gets its grants');
@@ -625,13 +636,15 @@ SELECT batchjob_revoke('bjt_priv_nobody');
 SELECT batchjob_revoke(role::text::regrole) FROM roles;
 SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
                  WHERE p.proname LIKE 'batchjob\_%'
-                   AND has_function_privilege(r.role, p.oid, 'EXECUTE')),
-    ARRAY['batchjob_tenant_visible(text)'],
-    format('revoke: %s may execute no batchjob function (but the PUBLIC batchjob_tenant_visible)', r.level))
+                   AND has_function_privilege(r.role, p.oid, 'EXECUTE')
+                 ORDER BY 1),
+    ARRAY['batchjob_child_total(bigint,bigint,bigint,bigint,bigint)',
+          'batchjob_tenant_visible(text)'],
+    format('revoke: %s may execute no batchjob function (but the PUBLIC batchjob_tenant_visible and batchjob_child_total)', r.level))
   FROM (SELECT * FROM roles ORDER BY level) r;
 SELECT is(ARRAY(SELECT rel || ' ' || p
-                  FROM unnest(ARRAY['batch_jobs', 'batch_job_progress', 'batch_job_deltas',
-                                    'batch_job_workers', 'batch_job_submitters',
+                  FROM unnest(ARRAY['batch_jobs', 'batch_job_progress', 'batch_job_figures',
+                                    'batch_job_deltas', 'batch_job_workers', 'batch_job_submitters',
                                     'batch_job_followups', 'batch_jobs_archive',
                                     'batch_jobs_job_id_seq']) rel,
                        unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE',

@@ -20,7 +20,7 @@
  * every PENDING job it is not about to claim parked (run_at = 'infinity').
  */
 BEGIN;
-SELECT plan(40);
+SELECT plan(43);
 \ir pgtap/fixture.sql
 
 -- A parent (under another one if "under" is given), split into n children
@@ -244,6 +244,12 @@ SELECT results_eq(
     $$SELECT c.completed, c.pending FROM batchjob_child_counts(pg_temp.jid('F')) c$$,
     $$VALUES (2::bigint, 2::bigint)$$,
     'batchjob_child_counts agrees with the waiting differences of F');
+SELECT results_eq(
+    $$SELECT f.total_records::bigint, p.total_records, f.waiting, f.children
+        FROM batch_job_figures f JOIN batch_job_progress p USING (job_id)
+       WHERE job_id = pg_temp.jid('Q')$$,
+    $$VALUES (30::bigint, 30::bigint, 1::bigint, 3::bigint)$$,
+    'batch_job_figures and batch_job_progress: Q''s first children replace its own total of 500');
 
 /* ---- every kind of corruption, one at a time ---------------------- */
 
@@ -405,6 +411,12 @@ SELECT is_empty('SELECT * FROM batchjob_verify()',
 
 /* ---- folding the waiting differences ------------------------------ */
 
+-- the figures the view adds up from what waits, for the fold to store
+CREATE TEMP TABLE figures_before AS
+    SELECT job_id, pending, processing, completed, failed, cancelled,
+           total_records::bigint, processed_records::bigint,
+           success_count::bigint, error_count::bigint
+      FROM batch_job_figures;
 SELECT is(batchjob_fold(), 4::bigint, 'batchjob_fold() folds the planted differences into their 4 parents (F, K, N, Q)');
 SELECT results_eq(
     $$SELECT (SELECT count(*) FROM batch_job_deltas), pg_temp.st('K'), pg_temp.st('N'),
@@ -413,6 +425,25 @@ SELECT results_eq(
     'after the fold: no difference waits, K COMPLETED, N still PROCESSING, Q''s total is its children''s');
 SELECT is_empty('SELECT * FROM batchjob_verify()',
                 'verify: nothing to report after the fold');
+SELECT set_eq(
+    'SELECT * FROM figures_before',
+    $$SELECT job_id, child_pending, child_processing, child_completed, child_failed,
+             child_cancelled, total_records, processed_records, success_count, error_count
+        FROM batch_jobs WHERE is_parent$$,
+    'the fold stores exactly the figures batch_job_figures showed before it (C and SQL agree on the rule)');
+
+-- batchjob_child_total is inlined: the view costs what the sum written out costs
+CREATE FUNCTION pg_temp.plan_of(q text) RETURNS text LANGUAGE plpgsql
+    AS $$DECLARE l text; r text := '';
+    BEGIN
+        FOR l IN EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || q LOOP
+            r := r || l || E'\n';
+        END LOOP;
+        RETURN r;
+    END$$;
+SELECT unalike(pg_temp.plan_of($$SELECT * FROM batch_job_progress WHERE job_id = 1$$),
+              '%batchjob_child_total%',
+              'batch_job_progress: batchjob_child_total is inlined, not called per row');
 
 -- every parent, refreshed from its children, stays as it is
 CREATE TEMP TABLE before_refresh AS
