@@ -26,7 +26,12 @@ BAIL_OUT("no pgTAP suites in $suites") unless @files;
 
 my $node = PostgreSQL::Test::Cluster->new('pgtap');
 $node->init;
-$node->append_conf('postgresql.conf', "log_statement = none\n");
+# No autovacuum: each suite is one transaction that may grant on
+# batch_jobs (an update of its pg_class row) and later TRUNCATE it; an
+# autovacuum of batch_jobs in between waits for that transaction to record
+# its statistics in the same row, and the TRUNCATE then waits for the
+# autovacuum: a deadlock that depends only on when autovacuum wakes up.
+$node->append_conf('postgresql.conf', "log_statement = none\nautovacuum = off\n");
 $node->start;
 my $db = 'bj_pgtap';
 $node->safe_psql('postgres', "CREATE DATABASE $db");
