@@ -23,12 +23,13 @@
 
 /*
  * Fills a statement template: %1$s is the jobs table, %2$s the deltas
- * table, %3$s the workers table, %% a percent sign.  (Not psprintf: it
+ * table, %3$s the workers table, %4$s the follow-ups table (1.2), %% a
+ * percent sign.  (Not psprintf: it
  * refuses a template that names only its second argument.)
  */
 static char *
 expand_template(const char *template, const char *table, const char *deltas,
-				const char *workers)
+				const char *workers, const char *followups)
 {
 	StringInfoData buf;
 	const char *p;
@@ -49,6 +50,11 @@ expand_template(const char *template, const char *table, const char *deltas,
 		else if (strncmp(p, "%3$s", 4) == 0)
 		{
 			appendStringInfoString(&buf, workers);
+			p += 3;
+		}
+		else if (strncmp(p, "%4$s", 4) == 0)
+		{
+			appendStringInfoString(&buf, followups);
 			p += 3;
 		}
 		else if (strncmp(p, "%%", 2) == 0)
@@ -90,7 +96,9 @@ job_plan(JobStatement *stmt, Oid nspid)
 							  quote_qualified_identifier(nspname,
 														 "batch_job_deltas"),
 							  quote_qualified_identifier(nspname,
-														 "batch_job_workers"));
+														 "batch_job_workers"),
+							  quote_qualified_identifier(nspname,
+														 "batch_job_followups"));
 
 		/*
 		 * Generic plans from the start: the statements look jobs up by key
