@@ -648,6 +648,14 @@ $$;
  * queues an event.  batchjob_start_followups() holds the rule of what
  * starts and what is cancelled (src/followups.c creates follow-ups).
  *
+ * A follow-up may be a parent (is_parent), split or given children while
+ * it waits.  The jobs created below a waiting follow-up parent, or below a
+ * parent nested in one, get run_at 'infinity' (HELD_RUN_AT in batchjob.c:
+ * the parent is PENDING with run_at 'infinity' and the root of its tree
+ * has a wait not done), so the claim passes them over as it passes over
+ * the follow-up itself.  Its start gives every job below it that is
+ * PENDING with run_at 'infinity' run_at now(); its cancel cancels them.
+ *
  * A column with a constant default: no row is rewritten.
  */
 ALTER TABLE @extschema@.batch_jobs
@@ -696,15 +704,16 @@ CREATE FUNCTION @extschema@.batchjob_create_followup(
     created_by text,
     after text DEFAULT 'success',
     priority integer DEFAULT 0,
-    total_records bigint DEFAULT NULL)
+    total_records bigint DEFAULT NULL,
+    is_parent boolean DEFAULT false)
 RETURNS @extschema@.batch_jobs
 AS 'MODULE_PATHNAME', 'batchjob_create_followup'
 LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp;
 
-COMMENT ON FUNCTION @extschema@.batchjob_create_followup(bigint[], jsonb, text, text, integer, bigint) IS
-    'creates a plain job that waits until every job of after_job_ids has finished; after success it is cancelled unless each ended COMPLETED with no failed child';
-REVOKE ALL ON FUNCTION @extschema@.batchjob_create_followup(bigint[], jsonb, text, text, integer, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.batchjob_create_followup(bigint[], jsonb, text, text, integer, bigint, boolean) IS
+    'creates a plain job (with is_parent, a parent) that waits until every job of after_job_ids has finished; after success it is cancelled unless each ended COMPLETED with no failed child';
+REVOKE ALL ON FUNCTION @extschema@.batchjob_create_followup(bigint[], jsonb, text, text, integer, bigint, boolean) FROM PUBLIC;
 
 /*
  * Starts or cancels what waits for a finished job; the one place of the
@@ -726,6 +735,8 @@ AS $$
 DECLARE
     p record;
     f record;
+    d record;
+    held bigint;
     there boolean;
     ok boolean;
     outcome text;
@@ -748,11 +759,37 @@ BEGIN
                END;
 
     FOR f IN
-        SELECT w.job_id AS id, w.after
+        SELECT w.job_id AS id, w.after, j.is_parent
           FROM @extschema@.batch_job_followups w
+          LEFT JOIN @extschema@.batch_jobs j ON j.job_id OPERATOR(pg_catalog.=) w.job_id
          WHERE w.after_job_id OPERATOR(pg_catalog.=) $1 AND w.done_at IS NULL
          ORDER BY w.job_id
     LOOP
+        IF f.is_parent THEN
+            -- The right to fold into the follow-up and into every parent
+            -- below it, in job_id order, before any of their rows (the
+            -- order of src/fold.c): a rollup into one of them then leaves
+            -- its difference rather than wait for a row held here, and a
+            -- split or a new child below waits for this transaction.
+            -- batchjob_fold(id) takes that right until the end of the
+            -- transaction.
+            FOR d IN
+                SELECT f.id AS id
+                UNION
+                SELECT x.job_id FROM (
+                    WITH RECURSIVE t(job_id) AS (
+                        SELECT c.job_id FROM @extschema@.batch_jobs c
+                         WHERE c.parent_job_id OPERATOR(pg_catalog.=) f.id AND c.is_parent
+                        UNION
+                        SELECT c.job_id FROM @extschema@.batch_jobs c
+                          JOIN t ON c.parent_job_id OPERATOR(pg_catalog.=) t.job_id
+                         WHERE c.is_parent)
+                    SELECT t.job_id FROM t) x
+                ORDER BY 1
+            LOOP
+                PERFORM @extschema@.batchjob_fold(d.id);
+            END LOOP;
+        END IF;
         PERFORM FROM @extschema@.batch_jobs j
          WHERE j.job_id OPERATOR(pg_catalog.=) f.id FOR NO KEY UPDATE;
         UPDATE @extschema@.batch_job_followups w SET done_at = pg_catalog.now()
@@ -763,11 +800,57 @@ BEGIN
             -- it waits for nothing else any more
             UPDATE @extschema@.batch_job_followups w SET done_at = pg_catalog.now()
              WHERE w.job_id OPERATOR(pg_catalog.=) f.id AND w.done_at IS NULL;
+            held := 0;
+            IF f.is_parent THEN
+                -- as batchjob_cancel: the unfinished leaves below it (and
+                -- the parents there without children), locked in job_id
+                -- order; the parents with children follow by the rollup.
+                -- Every job below it stops being held back.
+                UPDATE @extschema@.batch_jobs j
+                   SET status = CASE WHEN NOT j.is_parent
+                                       OR (j.child_pending OPERATOR(pg_catalog.+) j.child_processing
+                                           OPERATOR(pg_catalog.+) j.child_completed
+                                           OPERATOR(pg_catalog.+) j.child_failed
+                                           OPERATOR(pg_catalog.+) j.child_cancelled) OPERATOR(pg_catalog.=) 0
+                                     THEN 'CANCELLED' ELSE j.status END,
+                       run_at = CASE WHEN j.run_at OPERATOR(pg_catalog.=) 'infinity'::pg_catalog.timestamptz
+                                     THEN pg_catalog.now() ELSE j.run_at END,
+                       error_details = CASE WHEN NOT j.is_parent
+                                              OR (j.child_pending OPERATOR(pg_catalog.+) j.child_processing
+                                                  OPERATOR(pg_catalog.+) j.child_completed
+                                                  OPERATOR(pg_catalog.+) j.child_failed
+                                                  OPERATOR(pg_catalog.+) j.child_cancelled) OPERATOR(pg_catalog.=) 0
+                                            THEN pg_catalog.format('follow-up %s was cancelled: job %s, which it waited for, %s',
+                                                                   f.id, $1, outcome)
+                                            ELSE j.error_details END
+                 WHERE j.job_id OPERATOR(pg_catalog.=) ANY (ARRAY(
+                        WITH RECURSIVE t(job_id) AS (
+                            SELECT c.job_id FROM @extschema@.batch_jobs c
+                             WHERE c.parent_job_id OPERATOR(pg_catalog.=) f.id
+                            UNION
+                            SELECT c.job_id FROM @extschema@.batch_jobs c
+                              JOIN t ON c.parent_job_id OPERATOR(pg_catalog.=) t.job_id)
+                        SELECT k.job_id FROM @extschema@.batch_jobs k
+                         WHERE k.job_id IN (SELECT t.job_id FROM t)
+                           AND k.status OPERATOR(pg_catalog.=) ANY (ARRAY['PENDING', 'PROCESSING']::pg_catalog.text[])
+                         ORDER BY k.job_id FOR UPDATE))
+                   AND j.status OPERATOR(pg_catalog.=) ANY (ARRAY['PENDING', 'PROCESSING']::pg_catalog.text[]);
+                GET DIAGNOSTICS held = ROW_COUNT;
+            END IF;
+            -- a parent with children follows them (the rollup above);
+            -- without children it is cancelled here, as a plain job is
             UPDATE @extschema@.batch_jobs j
-               SET status = 'CANCELLED', run_at = pg_catalog.now(),
+               SET status = CASE WHEN NOT j.is_parent
+                                   OR (j.child_pending OPERATOR(pg_catalog.+) j.child_processing
+                                       OPERATOR(pg_catalog.+) j.child_completed
+                                       OPERATOR(pg_catalog.+) j.child_failed
+                                       OPERATOR(pg_catalog.+) j.child_cancelled) OPERATOR(pg_catalog.=) 0
+                                 THEN 'CANCELLED' ELSE j.status END,
+                   run_at = pg_catalog.now(),
                    error_details = pg_catalog.format('job %s, which it waited for, %s', $1, outcome)
              WHERE j.job_id OPERATOR(pg_catalog.=) f.id
-               AND j.status OPERATOR(pg_catalog.=) 'PENDING';
+               AND (j.status OPERATOR(pg_catalog.=) 'PENDING'
+                    OR (j.is_parent AND held OPERATOR(pg_catalog.>) 0));
             IF FOUND THEN
                 n := n OPERATOR(pg_catalog.+) 1;
             END IF;
@@ -779,6 +862,24 @@ BEGIN
                AND j.run_at OPERATOR(pg_catalog.=) 'infinity'::pg_catalog.timestamptz;
             IF FOUND THEN
                 n := n OPERATOR(pg_catalog.+) 1;
+                IF f.is_parent THEN
+                    -- the jobs held back below it, in job_id order
+                    UPDATE @extschema@.batch_jobs j SET run_at = pg_catalog.now()
+                     WHERE j.job_id OPERATOR(pg_catalog.=) ANY (ARRAY(
+                            WITH RECURSIVE t(job_id) AS (
+                                SELECT c.job_id FROM @extschema@.batch_jobs c
+                                 WHERE c.parent_job_id OPERATOR(pg_catalog.=) f.id
+                                UNION
+                                SELECT c.job_id FROM @extschema@.batch_jobs c
+                                  JOIN t ON c.parent_job_id OPERATOR(pg_catalog.=) t.job_id)
+                            SELECT k.job_id FROM @extschema@.batch_jobs k
+                             WHERE k.job_id IN (SELECT t.job_id FROM t)
+                               AND k.status OPERATOR(pg_catalog.=) 'PENDING'
+                               AND k.run_at OPERATOR(pg_catalog.=) 'infinity'::pg_catalog.timestamptz
+                             ORDER BY k.job_id FOR UPDATE))
+                       AND j.status OPERATOR(pg_catalog.=) 'PENDING'
+                       AND j.run_at OPERATOR(pg_catalog.=) 'infinity'::pg_catalog.timestamptz;
+                END IF;
                 PERFORM pg_catalog.pg_notify('batchjob_jobs_available', '');
             END IF;
         END IF;

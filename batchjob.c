@@ -48,10 +48,54 @@ PGDLLEXPORT void _PG_init(void);
 	columns ") VALUES ('PENDING', $1, $2, $3, $4, true" values ")" \
 	" RETURNING *"
 
+/*
+ * Whether parent param is held back (1.2): a follow-up parent that waits,
+ * or a parent created below one.  Such a parent is PENDING with run_at
+ * 'infinity' (the cheap test, which ends it for every other parent) and
+ * the root of its tree still waits for a job in batch_job_followups (a
+ * parent a user parked with run_at 'infinity' holds nothing back).  A
+ * handful of index probes, up a tree a few levels deep.
+ */
+#define HELD_PARENT_SQL(param) \
+	"SELECT 1 FROM %1$s h WHERE h.job_id = " param \
+	" AND h.status = 'PENDING' AND h.run_at = 'infinity'" \
+	" AND EXISTS (WITH RECURSIVE up (job_id, parent_job_id) AS (" \
+	"  SELECT h.job_id, h.parent_job_id" \
+	"  UNION ALL SELECT a.job_id, a.parent_job_id FROM %1$s a" \
+	"  JOIN up ON a.job_id = up.parent_job_id)" \
+	"  SELECT 1 FROM up JOIN %5$s w ON w.job_id = up.job_id" \
+	"  WHERE up.parent_job_id IS NULL AND w.done_at IS NULL)"
+
+/*
+ * What a job created below parent param gets as run_at from 1.2 on:
+ * 'infinity' while the parent is held back, so that the claim passes it
+ * over with no change to its statement; now(), the column's default,
+ * otherwise.  batchjob_start_followups() (batchjob--1.1--1.2.sql) lets
+ * them go when the follow-up starts, or cancels them.  The caller holds
+ * the parent's row lock whenever it is held back, so a start cannot come
+ * between this read and the insert.
+ */
+#define HELD_RUN_AT(param) \
+	"CASE WHEN EXISTS (" HELD_PARENT_SQL(param) ")" \
+	" THEN 'infinity'::timestamptz ELSE now() END"
+
 static JobStatement insert_parent = {
 	.sql = INSERT_PARENT_SQL(", on_child_failure, parent_job_id", ", $5, $6"),
 	.nargs = 6,
 	.argtypes = {JSONBOID, TEXTOID, INT4OID, INT8OID, TEXTOID, INT8OID}
+};
+
+static JobStatement insert_parent_1_2 = {
+	.sql = INSERT_PARENT_SQL(", on_child_failure, parent_job_id, run_at",
+							 ", $5, $6, " HELD_RUN_AT("$6")),
+	.nargs = 6,
+	.argtypes = {JSONBOID, TEXTOID, INT4OID, INT8OID, TEXTOID, INT8OID}
+};
+
+/* whether parent $1 is held back, so that a nested parent must lock it */
+static JobStatement parent_held = {
+	.sql = HELD_PARENT_SQL("$1"),
+	.nargs = 1, .argtypes = {INT8OID}
 };
 
 /* a 1.0 schema has neither on_child_failure nor nested parents */
@@ -65,27 +109,45 @@ static JobStatement batch_exists = {
 	.nargs = 2, .argtypes = {INT8OID, INT4OID}
 };
 
+#define INSERT_CHILD_SQL(columns, values) \
+	"INSERT INTO %1$s" \
+	" (status, criteria, created_by, priority, is_parent, parent_job_id," \
+	" batch_number, batch_offset, batch_size, total_records" columns ")" \
+	" VALUES ('PENDING', $5, $7, $6, false, $1, $2, $3, $4, $4" values ")" \
+	" RETURNING *"
+
+#define INSERT_CHILD_ARGTYPES \
+	{INT8OID, INT4OID, INT8OID, INT4OID, JSONBOID, INT4OID, TEXTOID}
+
 static JobStatement insert_child = {
-	.sql = "INSERT INTO %1$s"
-	" (status, criteria, created_by, priority, is_parent, parent_job_id,"
-	" batch_number, batch_offset, batch_size, total_records)"
-	" VALUES ('PENDING', $5, $7, $6, false, $1, $2, $3, $4, $4)"
-	" RETURNING *",
-	.nargs = 7,
-	.argtypes = {INT8OID, INT4OID, INT8OID, INT4OID, JSONBOID, INT4OID, TEXTOID}
+	.sql = INSERT_CHILD_SQL("", ""),
+	.nargs = 7, .argtypes = INSERT_CHILD_ARGTYPES
+};
+
+static JobStatement insert_child_1_2 = {
+	.sql = INSERT_CHILD_SQL(", run_at", ", " HELD_RUN_AT("$1")),
+	.nargs = 7, .argtypes = INSERT_CHILD_ARGTYPES
 };
 
 /* $4 batches of $3 records each, the last one holding the rest */
+#define SPLIT_SQL(columns, values) \
+	"INSERT INTO %1$s" \
+	" (status, criteria, created_by, priority, is_parent, parent_job_id," \
+	" batch_number, batch_offset, batch_size, total_records" columns ")" \
+	" SELECT 'PENDING', p.criteria, p.created_by, p.priority, false," \
+	" p.job_id, n, (n - 1) * $3::int8," \
+	" least($3::int8, $2 - (n - 1) * $3::int8)::int4," \
+	" least($3::int8, $2 - (n - 1) * $3::int8)" values \
+	" FROM %1$s p, generate_series(1, $4) AS n" \
+	" WHERE p.job_id = $1 ORDER BY n RETURNING *"
+
 static JobStatement split = {
-	.sql = "INSERT INTO %1$s"
-	" (status, criteria, created_by, priority, is_parent, parent_job_id,"
-	" batch_number, batch_offset, batch_size, total_records)"
-	" SELECT 'PENDING', p.criteria, p.created_by, p.priority, false,"
-	" p.job_id, n, (n - 1) * $3::int8,"
-	" least($3::int8, $2 - (n - 1) * $3::int8)::int4,"
-	" least($3::int8, $2 - (n - 1) * $3::int8)"
-	" FROM %1$s p, generate_series(1, $4) AS n"
-	" WHERE p.job_id = $1 ORDER BY n RETURNING *",
+	.sql = SPLIT_SQL("", ""),
+	.nargs = 4, .argtypes = {INT8OID, INT8OID, INT4OID, INT4OID}
+};
+
+static JobStatement split_1_2 = {
+	.sql = SPLIT_SQL(", run_at", ", " HELD_RUN_AT("$1")),
 	.nargs = 4, .argtypes = {INT8OID, INT8OID, INT4OID, INT4OID}
 };
 
@@ -179,6 +241,7 @@ batchjob_create_parent(PG_FUNCTION_ARGS)
 	MemoryContext caller = CurrentMemoryContext;
 	Oid			nspid = job_function_namespace(fcinfo);
 	bool		v11 = job_schema(nspid) >= JOB_SCHEMA_1_1;
+	bool		v12 = job_schema(nspid) >= JOB_SCHEMA_1_2;
 	Datum		values[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	Datum		result;
@@ -229,8 +292,23 @@ batchjob_create_parent(PG_FUNCTION_ARGS)
 	{
 		check_job_tenant(&call, PG_GETARG_INT64(5), MISSING_PARENT);
 		job_fetch_parent(nspid, PG_GETARG_INT64(5), false, false, NULL);
+
+		/*
+		 * Below a held-back parent, lock it as batchjob_split does, so that
+		 * its start cannot come between the look at it and the insert.  A
+		 * parent that is not held back never becomes so.
+		 */
+		if (v12)
+		{
+			job_run(&parent_held, nspid, &values[5], NULL, false,
+					SPI_OK_SELECT, "reading the parent");
+			if (SPI_processed > 0)
+				job_fetch_parent(nspid, PG_GETARG_INT64(5), true, false,
+								 NULL);
+		}
 	}
-	job_run(v11 ? &insert_parent : &insert_parent_1_0, nspid, values, nulls,
+	job_run(v12 ? &insert_parent_1_2 : v11 ? &insert_parent :
+			&insert_parent_1_0, nspid, values, nulls,
 			false, SPI_OK_INSERT_RETURNING, "creating a parent");
 	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
 							  SPI_tuptable->tupdesc, caller);
@@ -320,7 +398,8 @@ batchjob_create_child(PG_FUNCTION_ARGS)
 				 errmsg("parent job " INT64_FORMAT " already has a batch %d",
 						parent_id, batch_number)));
 
-	job_run(&insert_child, nspid, values, nulls, false,
+	job_run(job_schema(nspid) >= JOB_SCHEMA_1_2 ? &insert_child_1_2 :
+			&insert_child, nspid, values, nulls, false,
 			SPI_OK_INSERT_RETURNING, "creating a child");
 	result = job_result_datum(fcinfo, SPI_tuptable->vals[0],
 							  SPI_tuptable->tupdesc, caller);
@@ -391,7 +470,10 @@ batchjob_split(PG_FUNCTION_ARGS)
 	}
 	values[2] = Int32GetDatum(batch_size);
 	values[3] = Int32GetDatum((int32) nbatches);
-	job_stream_plan(fcinfo, job_plan(&split, nspid), values, NULL, false);
+	job_stream_plan(fcinfo,
+					job_plan(job_schema(nspid) >= JOB_SCHEMA_1_2 ?
+							 &split_1_2 : &split, nspid),
+					values, NULL, false);
 	job_spi_finish();
 	job_call_end(&call);
 	return (Datum) 0;

@@ -101,6 +101,43 @@ SELECT job_id, criteria->>'step' AS step, status, run_at = 'infinity' AS waiting
 SELECT job_id, status, run_at = 'infinity' AS waiting, error_details
   FROM batchjob_create_followup(ARRAY[:import2], '{"late": true}', 'alice');
 
+--
+-- a follow-up parent: batchjob_create_followup(..., is_parent => true)
+--
+
+-- a third import that waits for the audit: a parent, split while it
+-- waits; its batches are held back (run_at infinity) with it
+SELECT job_id AS import3
+  FROM batchjob_create_followup(ARRAY[:audit], '{"file": "leads3.csv"}', 'alice',
+                                is_parent => true) \gset
+SELECT count(*) FROM batchjob_split(:import3, 2000, 1000);
+SELECT job_id, status, is_parent, parent_job_id, run_at = 'infinity' AS held
+  FROM batch_jobs WHERE :import3 IN (job_id, parent_job_id) ORDER BY job_id;
+-- a publish step for it, a parent too, split while it waits
+SELECT job_id AS publish3
+  FROM batchjob_create_followup(ARRAY[:import3], '{"publish": "leads3"}', 'alice',
+                                is_parent => true) \gset
+SELECT count(*) FROM batchjob_split(:publish3, 2, 1);
+
+-- workers claim the audit, and nothing held back
+SELECT job_id FROM batchjob_claim('worker-1', 10) ORDER BY job_id;
+-- the audit completes: in the same transaction the import starts, and
+-- its batches are claimable
+SELECT job_id, status FROM batchjob_complete(:audit, 'worker-1');
+SELECT job_id, status, run_at = 'infinity' AS held
+  FROM batch_jobs WHERE :import3 IN (job_id, parent_job_id) ORDER BY job_id;
+SELECT min(job_id) AS batch3a, max(job_id) AS batch3b
+  FROM batchjob_claim('worker-1', 10) \gset
+SELECT :batch3a, :batch3b;
+
+-- a batch of the import fails: the publish step is cancelled, and its
+-- batches with it, each saying why
+SELECT job_id, status FROM batchjob_complete(:batch3a, 'worker-1');
+SELECT job_id, status, error_details
+  FROM batchjob_fail(:batch3b, 'malformed row', retry => false, worker => 'worker-1');
+SELECT job_id, status, run_at = 'infinity' AS held, error_details
+  FROM batch_jobs WHERE :publish3 IN (job_id, parent_job_id) ORDER BY job_id;
+
 -- nothing is left waiting behind a finished job
 SELECT * FROM batchjob_verify();
 

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * src/followups.c
- *	  Follow-up jobs (1.2): a plain job that waits for other jobs to finish.
+ *	  Follow-up jobs (1.2): a job (plain, or a parent) that waits for other
+ *	  jobs to finish.
  *
  * Design.  A waiting follow-up is an ordinary PENDING job whose run_at is
  * 'infinity', so the claim (run_at <= now), batchjob_next_pending and the
@@ -13,6 +14,11 @@
  * follow-ups never queue an event) calls batchjob_start_followups(), in the
  * transaction that finished the job; the rule of what starts and what is
  * cancelled is written there, once, in SQL.
+ *
+ * A follow-up parent may be split while it waits: batchjob.c gives what
+ * it creates below a waiting parent (PENDING, run_at 'infinity') run_at
+ * 'infinity' too, and batchjob_start_followups() lets them go or cancels
+ * them with the parent.
  *
  * This file creates follow-ups: it checks the caller as the other creating
  * functions do (tenant, priority ceiling, bounds), then, as the extension's
@@ -57,7 +63,7 @@ static const char *const FOLLOWUP_LOCK_AFTER =
 static const char *const FOLLOWUP_INSERT_JOB =
 "INSERT INTO %1$s.batch_jobs"
 " (status, criteria, created_by, priority, is_parent, total_records, run_at)"
-" VALUES ('PENDING', $1, $2, $3, false, $4, 'infinity') RETURNING job_id";
+" VALUES ('PENDING', $1, $2, $3, $5, $4, 'infinity') RETURNING job_id";
 
 #define Anum_followup_insert_job_id	1
 
@@ -118,12 +124,13 @@ int8_array(const int64 *ids, int n)
 
 /*
  * batchjob_create_followup(after_job_ids, criteria, created_by, after,
- *							priority, total_records)
+ *							priority, total_records, is_parent)
  *
- * A new plain job that starts when every job of after_job_ids has
- * finished (after 'complete'), or only if each ended COMPLETED with no
- * failed child (after 'success'; otherwise it is CANCELLED).  Jobs of the
- * list that have finished already count at once.
+ * A new plain job (with is_parent, a parent) that starts when every job
+ * of after_job_ids has finished (after 'complete'), or only if each ended
+ * COMPLETED with no failed child (after 'success'; otherwise it is
+ * CANCELLED, and so is everything below it).  Jobs of the list that have
+ * finished already count at once.
  */
 Datum
 batchjob_create_followup(PG_FUNCTION_ARGS)
@@ -147,14 +154,15 @@ batchjob_create_followup(PG_FUNCTION_ARGS)
 	bool		isnull;
 	Datum		result;
 	JobCall		call;
-	Oid			types[4];
-	Datum		values[4];
+	Oid			types[5];
+	Datum		values[5];
 
 	job_require_arg(fcinfo, 0, "after_job_ids");
 	job_require_arg(fcinfo, 1, "criteria");
 	job_require_arg(fcinfo, 2, "created_by");
 	job_require_arg(fcinfo, 3, "after");
 	job_require_arg(fcinfo, 4, "priority");
+	job_require_arg(fcinfo, 6, "is_parent");
 
 	after = text_to_cstring(PG_GETARG_TEXT_PP(3));
 	if (strcmp(after, "success") != 0 && strcmp(after, "complete") != 0)
@@ -236,13 +244,15 @@ batchjob_create_followup(PG_FUNCTION_ARGS)
 	values[2] = PG_GETARG_DATUM(4);
 	types[3] = INT8OID;
 	values[3] = PG_ARGISNULL(5) ? (Datum) 0 : PG_GETARG_DATUM(5);
+	types[4] = BOOLOID;
+	values[4] = PG_GETARG_DATUM(6);
 	{
 		char	   *query = psprintf(FOLLOWUP_INSERT_JOB,
 									 quote_identifier(get_namespace_name(nspid)));
-		char		nulls[4] = {' ', ' ', ' ', PG_ARGISNULL(5) ? 'n' : ' '};
+		char		nulls[5] = {' ', ' ', ' ', PG_ARGISNULL(5) ? 'n' : ' ', ' '};
 		int			rc;
 
-		rc = SPI_execute_with_args(query, 4, types, values, nulls, false, 0);
+		rc = SPI_execute_with_args(query, 5, types, values, nulls, false, 0);
 		if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 			elog(ERROR, "creating a follow-up failed: %s",
 				 SPI_result_code_string(rc));

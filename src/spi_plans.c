@@ -23,13 +23,13 @@
 
 /*
  * Fills a statement template: %1$s is the jobs table, %2$s the deltas
- * table, %3$s the workers table, %4$s the figures view, %% a percent sign.
- * (Not psprintf: it refuses a template that names only its second
- * argument.)
+ * table, %3$s the workers table, %4$s the figures view, %5$s the
+ * follow-ups table (1.2), %% a percent sign.  (Not psprintf: it refuses a
+ * template that names only its second argument.)
  */
 static char *
 expand_template(const char *template, const char *table, const char *deltas,
-				const char *workers, const char *figures)
+				const char *workers, const char *figures, const char *followups)
 {
 	StringInfoData buf;
 	const char *p;
@@ -55,6 +55,11 @@ expand_template(const char *template, const char *table, const char *deltas,
 		else if (strncmp(p, "%4$s", 4) == 0)
 		{
 			appendStringInfoString(&buf, figures);
+			p += 3;
+		}
+		else if (strncmp(p, "%5$s", 4) == 0)
+		{
+			appendStringInfoString(&buf, followups);
 			p += 3;
 		}
 		else if (strncmp(p, "%%", 2) == 0)
@@ -98,7 +103,9 @@ job_plan(JobStatement *stmt, Oid nspid)
 							  quote_qualified_identifier(nspname,
 														 "batch_job_workers"),
 							  quote_qualified_identifier(nspname,
-														 "batch_job_figures"));
+														 "batch_job_figures"),
+							  quote_qualified_identifier(nspname,
+														 "batch_job_followups"));
 
 		/*
 		 * Generic plans from the start: the statements look jobs up by key

@@ -96,7 +96,7 @@ INSERT INTO fmatrix VALUES
     ('batchjob_guard', '{}', '{}'),
     ('batchjob_rollup', '{}', '{}'),
     ('batchjob_truncate', '{}', '{}'),
-    ('batchjob_create_followup', '{bigint[],jsonb,text,text,integer,bigint}', '{submitter,admin}'),
+    ('batchjob_create_followup', '{bigint[],jsonb,text,text,integer,bigint,boolean}', '{submitter,admin}'),
     ('batchjob_start_followups', '{bigint}', '{admin}'),
     ('batchjob_purge', '{interval,integer,boolean}', '{admin}'),
     ('batchjob_followups_finish', '{}', '{}'),
