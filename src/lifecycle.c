@@ -65,6 +65,18 @@ BJ_FUNCTION_INFO_V1(batchjob_cancel);
 	" AND (" param "::int4 IS NULL OR attempts = " param ")"
 
 /*
+ * A job looked up by its id is checked to be PROCESSING against an InitPlan
+ * constant, not a literal.  With the literal the planner proves the lease
+ * index's predicate (status = 'PROCESSING'), and when its statistics show
+ * few PROCESSING rows (taken while the queue was all PENDING, say) a
+ * generic plan scans that whole index, filtered by job_id, instead of
+ * looking the job up by its primary key; the lease index holds an entry
+ * for every job leased since the last vacuum, so each call grew slower
+ * (issue 16's profile).
+ */
+#define IS_PROCESSING "status = (SELECT 'PROCESSING'::pg_catalog.text)"
+
+/*
  * The jobs of the array $1 that cond admits, locked in ascending job_id
  * order whatever plan the planner picks, so that two batch calls, or a
  * batch call and a cancel (which locks in the same order), cannot
@@ -91,7 +103,7 @@ BJ_FUNCTION_INFO_V1(batchjob_cancel);
 	"   least(3600.0, power(2.0, least(greatest(attempts - 1, 0), 12)::float8))" \
 	"   * (0.5 + random()))" \
 	"  ELSE run_at END" \
-	" WHERE " where " AND status = 'PROCESSING' AND NOT is_parent"
+	" WHERE " where " AND " IS_PROCESSING " AND NOT is_parent"
 
 /* a job's state, to explain a refused call */
 static JobStatement read_state = {
@@ -135,7 +147,7 @@ static JobStatement claim_jobs = {
 
 static JobStatement extend_lease = {
 	.sql = "UPDATE %1$s SET locked_until = clock_timestamp() + $3"
-	" WHERE job_id = $1 AND locked_by = $2 AND status = 'PROCESSING'"
+	" WHERE job_id = $1 AND locked_by = $2 AND " IS_PROCESSING
 	" AND NOT is_parent" HELD_IN_ATTEMPT("$4"),
 	.nargs = 4, .argtypes = {INT8OID, TEXTOID, INTERVALOID, INT4OID}
 };
@@ -143,7 +155,7 @@ static JobStatement extend_lease = {
 static JobStatement report_progress = {
 	.sql = "UPDATE %1$s SET processed_records = $2, success_count = $3,"
 	" error_count = $4"
-	" WHERE job_id = $1 AND status = 'PROCESSING' AND NOT is_parent"
+	" WHERE job_id = $1 AND " IS_PROCESSING " AND NOT is_parent"
 	HELD_BY("$5") HELD_IN_ATTEMPT("$6")
 	" RETURNING *",
 	.nargs = 6, .argtypes = {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, INT4OID}
@@ -151,7 +163,7 @@ static JobStatement report_progress = {
 
 static JobStatement complete_job = {
 	.sql = "UPDATE %1$s SET status = 'COMPLETED'"
-	" WHERE job_id = $1 AND status = 'PROCESSING' AND NOT is_parent"
+	" WHERE job_id = $1 AND " IS_PROCESSING " AND NOT is_parent"
 	HELD_BY("$2") HELD_IN_ATTEMPT("$3")
 	" RETURNING *",
 	.nargs = 3, .argtypes = {INT8OID, TEXTOID, INT4OID}
@@ -167,15 +179,15 @@ static JobStatement fail_job = {
 /* the array forms return the ids they changed */
 static JobStatement complete_jobs = {
 	.sql = "UPDATE %1$s SET status = 'COMPLETED'"
-	" WHERE " LOCKED_IN_ORDER("status = 'PROCESSING' AND NOT is_parent"
+	" WHERE " LOCKED_IN_ORDER(IS_PROCESSING " AND NOT is_parent"
 							  HELD_BY("$2"))
-	" AND status = 'PROCESSING' AND NOT is_parent" HELD_BY("$2")
+	" AND " IS_PROCESSING " AND NOT is_parent" HELD_BY("$2")
 	" RETURNING job_id",
 	.nargs = 2, .argtypes = {INT8ARRAYOID, TEXTOID}
 };
 
 static JobStatement fail_jobs = {
-	.sql = FAIL_SQL(LOCKED_IN_ORDER("status = 'PROCESSING' AND NOT is_parent"
+	.sql = FAIL_SQL(LOCKED_IN_ORDER(IS_PROCESSING " AND NOT is_parent"
 									HELD_BY("$4")))
 	HELD_BY("$4") " RETURNING job_id",
 	.nargs = 4, .argtypes = {INT8ARRAYOID, TEXTOID, BOOLOID, TEXTOID}
