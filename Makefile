@@ -15,7 +15,7 @@ REGRESS_OPTS = --inputdir=. --load-extension=batchjob
 ISOLATION = rollup_concurrent rollup_lock_order refresh_concurrent \
 	split_concurrent claim_concurrent claim_fail_fast lifecycle_finish_race \
 	lifecycle_cancel_complete lifecycle_reap_heartbeat lifecycle_no_deadlock \
-	followups_race purge_concurrent rollup_slots
+	followups_race purge_concurrent
 ISOLATION_OPTS = --load-extension=batchjob
 # Perl TAP tests (PostgreSQL::Test::Cluster), each on servers of its own:
 # make prove_installcheck runs them alone; make installcheck, as PGXS does,
