@@ -771,7 +771,7 @@ batchjob_rollup(PG_FUNCTION_ARGS)
 		}
 
 		qsort(sorted, n, sizeof(ParentDelta *), compare_parent_ids);
-		busy = n > 0 && (folder_is_busy() || rollups_crowded());
+		busy = n > 0 && folder_is_busy();
 		for (i = 0; i < n; i++)
 			apply_delta(nspid, sorted[i], busy);
 		job_spi_finish();
