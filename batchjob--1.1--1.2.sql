@@ -399,6 +399,28 @@ ALTER FUNCTION @extschema@.batchjob_cancel(bigint) SECURITY INVOKER;
 ALTER FUNCTION @extschema@.batchjob_tenant_visible(text) SECURITY INVOKER;
 
 /*
+ * A worker's whole turn in one call (issue 16): complete the jobs it has
+ * done, then claim the next ones, in one round trip and one commit instead
+ * of two.  The rules, errors and privileges are those of
+ * batchjob_complete(done, worker) followed by batchjob_claim(worker,
+ * max_jobs, lease); SECURITY INVOKER like them (src/tenant.c switches to
+ * the owner).  batchjob_grant gives it to workers.
+ */
+CREATE FUNCTION @extschema@.batchjob_complete_and_claim(
+    done bigint[],
+    worker text,
+    max_jobs integer DEFAULT 1,
+    lease interval DEFAULT '5 minutes')
+RETURNS SETOF @extschema@.batch_jobs
+AS 'MODULE_PATHNAME', 'batchjob_complete_and_claim'
+LANGUAGE C VOLATILE ROWS 10
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION @extschema@.batchjob_complete_and_claim(bigint[], text, integer, interval) IS
+    'completes the PROCESSING jobs of done that worker holds (all or nothing, as batchjob_complete(done, worker)), then claims up to max_jobs jobs for worker as batchjob_claim does, in one call; returns the claimed jobs';
+REVOKE ALL ON FUNCTION @extschema@.batchjob_complete_and_claim(bigint[], text, integer, interval) FROM PUBLIC;
+
+/*
  * Tenant isolation without leaks: bounds and grants.
  *
  * The row guard was the one function without a pinned search_path.  It
@@ -465,7 +487,8 @@ BEGIN
     wanted := CASE level
         WHEN 'worker' THEN ARRAY['batchjob_children', 'batchjob_child_counts',
             'batchjob_next_pending', 'batchjob_claim', 'batchjob_heartbeat',
-            'batchjob_progress', 'batchjob_complete', 'batchjob_fail']
+            'batchjob_progress', 'batchjob_complete', 'batchjob_fail',
+            'batchjob_complete_and_claim']
         WHEN 'submitter' THEN ARRAY['batchjob_children', 'batchjob_child_counts',
             'batchjob_next_pending', 'batchjob_create_parent',
             'batchjob_create_child', 'batchjob_split', 'batchjob_cancel',

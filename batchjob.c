@@ -223,6 +223,7 @@ _PG_init(void)
 	BJ_RESERVE_GUC_PREFIX("batchjob");
 
 	batchjob_init_schema_cache();
+	batchjob_init_owner_cache();
 	batchjob_init_fold();
 }
 

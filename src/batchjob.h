@@ -183,6 +183,7 @@ typedef struct JobCall
 
 extern bool role_is_job_admin(Oid nspid, Oid roleid);
 extern Datum tenant_scope_datum(Oid nspid, Oid roleid, bool *isnull);
+extern void batchjob_init_owner_cache(void);
 extern void job_call_begin(FunctionCallInfo fcinfo, JobCall *call);
 extern void job_call_invoker(FunctionCallInfo fcinfo, JobCall *call);
 extern void job_call_end(const JobCall *call);

@@ -41,6 +41,7 @@ BJ_FUNCTION_INFO_V1(batchjob_progress);
 BJ_FUNCTION_INFO_V1(batchjob_complete);
 BJ_FUNCTION_INFO_V1(batchjob_fail);
 BJ_FUNCTION_INFO_V1(batchjob_complete_many);
+BJ_FUNCTION_INFO_V1(batchjob_complete_and_claim);
 BJ_FUNCTION_INFO_V1(batchjob_fail_many);
 BJ_FUNCTION_INFO_V1(batchjob_reap);
 BJ_FUNCTION_INFO_V1(batchjob_retry);
@@ -62,6 +63,18 @@ BJ_FUNCTION_INFO_V1(batchjob_cancel);
 	" AND (" param "::text IS NULL OR locked_by = " param ")"
 #define HELD_IN_ATTEMPT(param) \
 	" AND (" param "::int4 IS NULL OR attempts = " param ")"
+
+/*
+ * A job looked up by its id is checked to be PROCESSING against an InitPlan
+ * constant, not a literal.  With the literal the planner proves the lease
+ * index's predicate (status = 'PROCESSING'), and when its statistics show
+ * few PROCESSING rows (taken while the queue was all PENDING, say) a
+ * generic plan scans that whole index, filtered by job_id, instead of
+ * looking the job up by its primary key; the lease index holds an entry
+ * for every job leased since the last vacuum, so each call grew slower
+ * (issue 16's profile).
+ */
+#define IS_PROCESSING "status = (SELECT 'PROCESSING'::pg_catalog.text)"
 
 /*
  * The jobs of the array $1 that cond admits, locked in ascending job_id
@@ -90,7 +103,7 @@ BJ_FUNCTION_INFO_V1(batchjob_cancel);
 	"   least(3600.0, power(2.0, least(greatest(attempts - 1, 0), 12)::float8))" \
 	"   * (0.5 + random()))" \
 	"  ELSE run_at END" \
-	" WHERE " where " AND status = 'PROCESSING' AND NOT is_parent"
+	" WHERE " where " AND " IS_PROCESSING " AND NOT is_parent"
 
 /* a job's state, to explain a refused call */
 static JobStatement read_state = {
@@ -134,7 +147,7 @@ static JobStatement claim_jobs = {
 
 static JobStatement extend_lease = {
 	.sql = "UPDATE %1$s SET locked_until = clock_timestamp() + $3"
-	" WHERE job_id = $1 AND locked_by = $2 AND status = 'PROCESSING'"
+	" WHERE job_id = $1 AND locked_by = $2 AND " IS_PROCESSING
 	" AND NOT is_parent" HELD_IN_ATTEMPT("$4"),
 	.nargs = 4, .argtypes = {INT8OID, TEXTOID, INTERVALOID, INT4OID}
 };
@@ -142,7 +155,7 @@ static JobStatement extend_lease = {
 static JobStatement report_progress = {
 	.sql = "UPDATE %1$s SET processed_records = $2, success_count = $3,"
 	" error_count = $4"
-	" WHERE job_id = $1 AND status = 'PROCESSING' AND NOT is_parent"
+	" WHERE job_id = $1 AND " IS_PROCESSING " AND NOT is_parent"
 	HELD_BY("$5") HELD_IN_ATTEMPT("$6")
 	" RETURNING *",
 	.nargs = 6, .argtypes = {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, INT4OID}
@@ -150,7 +163,7 @@ static JobStatement report_progress = {
 
 static JobStatement complete_job = {
 	.sql = "UPDATE %1$s SET status = 'COMPLETED'"
-	" WHERE job_id = $1 AND status = 'PROCESSING' AND NOT is_parent"
+	" WHERE job_id = $1 AND " IS_PROCESSING " AND NOT is_parent"
 	HELD_BY("$2") HELD_IN_ATTEMPT("$3")
 	" RETURNING *",
 	.nargs = 3, .argtypes = {INT8OID, TEXTOID, INT4OID}
@@ -166,15 +179,15 @@ static JobStatement fail_job = {
 /* the array forms return the ids they changed */
 static JobStatement complete_jobs = {
 	.sql = "UPDATE %1$s SET status = 'COMPLETED'"
-	" WHERE " LOCKED_IN_ORDER("status = 'PROCESSING' AND NOT is_parent"
+	" WHERE " LOCKED_IN_ORDER(IS_PROCESSING " AND NOT is_parent"
 							  HELD_BY("$2"))
-	" AND status = 'PROCESSING' AND NOT is_parent" HELD_BY("$2")
+	" AND " IS_PROCESSING " AND NOT is_parent" HELD_BY("$2")
 	" RETURNING job_id",
 	.nargs = 2, .argtypes = {INT8ARRAYOID, TEXTOID}
 };
 
 static JobStatement fail_jobs = {
-	.sql = FAIL_SQL(LOCKED_IN_ORDER("status = 'PROCESSING' AND NOT is_parent"
+	.sql = FAIL_SQL(LOCKED_IN_ORDER(IS_PROCESSING " AND NOT is_parent"
 									HELD_BY("$4")))
 	HELD_BY("$4") " RETURNING job_id",
 	.nargs = 4, .argtypes = {INT8ARRAYOID, TEXTOID, BOOLOID, TEXTOID}
@@ -467,6 +480,45 @@ transition_one(FunctionCallInfo fcinfo, const JobCall *call, JobStatement *stmt,
 }
 
 /*
+ * Checks the worker, max_jobs and lease arguments of a claim at argno,
+ * argno + 1 and argno + 2, and stores them as the claim statement's
+ * parameters 1 to 3.
+ */
+static void
+claim_arguments(FunctionCallInfo fcinfo, int argno, Datum *values)
+{
+	job_require_arg(fcinfo, argno, "worker");
+	job_require_arg(fcinfo, argno + 1, "max_jobs");
+	check_lease(fcinfo, argno + 2);
+	check_claim_max_jobs(PG_GETARG_INT32(argno + 1));
+	values[0] = PG_GETARG_DATUM(argno);
+	values[1] = PG_GETARG_DATUM(argno + 1);
+	values[2] = PG_GETARG_DATUM(argno + 2);
+}
+
+/*
+ * Claims for the acting role of call (values from claim_arguments) and
+ * returns the claimed rows as the function's result set.
+ */
+static void
+claim_into_result(FunctionCallInfo fcinfo, const JobCall *call, Datum *values)
+{
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	bool		unrestricted;
+
+	job_spi_connect();
+	/* only the jobs of the tenants the caller serves (src/tenant.c) */
+	values[3] = tenant_scope_datum(call->nspid, call->role, &unrestricted);
+	if (unrestricted)
+		nulls[3] = 'n';
+	job_run(&claim_jobs, call->nspid, values, nulls, false,
+			SPI_OK_UPDATE_RETURNING, "claiming jobs");
+	job_return_tuptable(fcinfo);
+	ensure_folder(call->nspid);
+	job_spi_finish();
+}
+
+/*
  * batchjob_claim(worker, max_jobs, lease): up to max_jobs claimable jobs,
  * now PROCESSING and leased to worker.  Concurrent claimers skip each
  * other's rows instead of waiting (see the claim statement).
@@ -474,31 +526,12 @@ transition_one(FunctionCallInfo fcinfo, const JobCall *call, JobStatement *stmt,
 Datum
 batchjob_claim(PG_FUNCTION_ARGS)
 {
-	Oid			nspid = job_function_namespace(fcinfo);
 	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-	bool		unrestricted;
 	JobCall		call;
 
-	job_require_arg(fcinfo, 0, "worker");
-	job_require_arg(fcinfo, 1, "max_jobs");
-	check_lease(fcinfo, 2);
-	check_claim_max_jobs(PG_GETARG_INT32(1));
-
-	values[0] = PG_GETARG_DATUM(0);
-	values[1] = PG_GETARG_DATUM(1);
-	values[2] = PG_GETARG_DATUM(2);
+	claim_arguments(fcinfo, 0, values);
 	job_call_begin(fcinfo, &call);
-	job_spi_connect();
-	/* only the jobs of the tenants the caller serves (src/tenant.c) */
-	values[3] = tenant_scope_datum(nspid, call.role, &unrestricted);
-	if (unrestricted)
-		nulls[3] = 'n';
-	job_run(&claim_jobs, nspid, values, nulls, false, SPI_OK_UPDATE_RETURNING,
-			"claiming jobs");
-	job_return_tuptable(fcinfo);
-	ensure_folder(nspid);
-	job_spi_finish();
+	claim_into_result(fcinfo, &call, values);
 	job_call_end(&call);
 	return (Datum) 0;
 }
@@ -653,13 +686,14 @@ compare_int64(const void *a, const void *b)
  * 0; all or nothing: if any job was not PROCESSING (or, with a worker named
  * at argument and parameter worker_argno, not held by it), raises as the
  * one-job form would for the first such job (so the whole statement rolls
- * back).  A role that is not an admin must name its worker.  Jobs of other
+ * back).  A role that is not an admin must name its worker.  worker_given
+ * is false when the signature has no worker argument (1.1).  Jobs of other
  * tenants are left out of the statement and reported as the jobs that do
  * not exist are.  Returns how many jobs changed.
  */
 static int64
 transition_many(FunctionCallInfo fcinfo, const JobCall *call, JobStatement *stmt,
-				Datum *values, char *nulls, int worker_argno,
+				Datum *values, char *nulls, int worker_argno, bool worker_given,
 				const char *verb)
 {
 	Oid			nspid = call->nspid;
@@ -678,8 +712,7 @@ transition_many(FunctionCallInfo fcinfo, const JobCall *call, JobStatement *stmt
 	int			h;
 	CallerClaim claim = {NULL, false, 0};
 
-	claim.worker = optional_worker(fcinfo, worker_argno,
-								   has_claim_argument(fcinfo, worker_argno + 1),
+	claim.worker = optional_worker(fcinfo, worker_argno, worker_given,
 								   values, nulls);
 
 	deconstruct_array(array, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
@@ -762,9 +795,40 @@ batchjob_complete_many(PG_FUNCTION_ARGS)
 	job_require_arg(fcinfo, 0, "job_ids");
 	job_call_begin(fcinfo, &call);
 	n = transition_many(fcinfo, &call, &complete_jobs, values, nulls, 1,
-						"complete");
+						has_claim_argument(fcinfo, 2), "complete");
 	job_call_end(&call);
 	PG_RETURN_INT64(n);
+}
+
+/*
+ * batchjob_complete_and_claim(done bigint[], worker, max_jobs, lease): a
+ * worker's whole turn in one call, so one round trip and one commit per
+ * batch.  Completes the jobs of done as batchjob_complete(done, worker)
+ * does (all or nothing, same errors; NULL or empty completes nothing),
+ * then claims up to max_jobs as batchjob_claim(worker, max_jobs, lease)
+ * does, and returns the claimed jobs.  An error in either part undoes
+ * both.  The jobs just completed are not PENDING, so they cannot be
+ * claimed again.
+ */
+Datum
+batchjob_complete_and_claim(PG_FUNCTION_ARGS)
+{
+	Datum		claim_values[4];
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	JobCall		call;
+
+	job_check_nargs(fcinfo, 4);
+	claim_arguments(fcinfo, 1, claim_values);
+	job_call_begin(fcinfo, &call);
+	if (!PG_ARGISNULL(0) &&
+		ArrayGetNItems(ARR_NDIM(PG_GETARG_ARRAYTYPE_P(0)),
+					   ARR_DIMS(PG_GETARG_ARRAYTYPE_P(0))) > 0)
+		transition_many(fcinfo, &call, &complete_jobs, values, nulls, 1,
+						true, "complete");
+	claim_into_result(fcinfo, &call, claim_values);
+	job_call_end(&call);
+	return (Datum) 0;
 }
 
 /*
@@ -787,7 +851,7 @@ batchjob_fail_many(PG_FUNCTION_ARGS)
 	values[2] = PG_GETARG_DATUM(2);
 	job_call_begin(fcinfo, &call);
 	n = transition_many(fcinfo, &call, &fail_jobs, values, nulls, 3,
-						"fail");
+						has_claim_argument(fcinfo, 4), "fail");
 	job_call_end(&call);
 	PG_RETURN_INT64(n);
 }

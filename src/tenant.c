@@ -55,8 +55,10 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 
 #include "batchjob.h"
 
@@ -178,10 +180,48 @@ scope_contains(Datum scope, text *tenant)
 }
 
 /*
+ * The owner of the batchjob extension and its schema, as last read from
+ * pg_extension, until a catalog change may have changed them.  pg_extension
+ * has no syscache, so a change to it sends no invalidation of its own; but
+ * nothing changes its owner or schema alone: DROP and CREATE EXTENSION drop
+ * and create its functions and tables, REASSIGN OWNED gives them (owned by
+ * the extension's owner) to the new owner, and a dropped or renamed role
+ * changes pg_authid.  Each of those sends a relcache, pg_proc or pg_authid
+ * invalidation, and any of them forgets the cache (forget_owner), so every
+ * call after such a change reads pg_extension again.  Reading it at every
+ * call cost a catalog index scan per worker call (issue 16).
+ */
+static Oid	owner_nspid = InvalidOid;
+static Oid	owner_oid = InvalidOid;
+
+/* Relcache and syscache callback: the cached owner may be stale. */
+static void
+forget_owner(Datum arg, int cacheid, uint32 hashvalue)
+{
+	owner_nspid = InvalidOid;
+}
+
+static void
+forget_owner_rel(Datum arg, Oid relid)
+{
+	owner_nspid = InvalidOid;
+}
+
+/* Called once from _PG_init: the invalidations that forget the owner. */
+void
+batchjob_init_owner_cache(void)
+{
+	CacheRegisterRelcacheCallback(forget_owner_rel, (Datum) 0);
+	CacheRegisterSyscacheCallback(PROCOID, forget_owner, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, forget_owner, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, forget_owner, (Datum) 0);
+}
+
+/*
  * The owner of the batchjob extension, whose schema is nspid: the role the
- * functions work as.  Read from pg_extension at each call, so that it is
- * right after DROP and CREATE EXTENSION (or REASSIGN OWNED) with nothing to
- * invalidate.
+ * functions work as.  Read from pg_extension, then remembered until an
+ * invalidation that could change it (see above), so that it is right after
+ * DROP and CREATE EXTENSION or REASSIGN OWNED.
  */
 static Oid
 extension_owner(Oid nspid)
@@ -192,6 +232,8 @@ extension_owner(Oid nspid)
 	HeapTuple	tup;
 	Oid			owner = InvalidOid;
 
+	if (OidIsValid(owner_nspid) && owner_nspid == nspid)
+		return owner_oid;
 	rel = table_open(ExtensionRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
 				F_NAMEEQ, CStringGetDatum("batchjob"));
@@ -206,6 +248,8 @@ extension_owner(Oid nspid)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("batchjob functions work only in the schema of the batchjob extension")));
+	owner_oid = owner;
+	owner_nspid = nspid;
 	return owner;
 }
 

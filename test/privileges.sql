@@ -21,7 +21,7 @@
  * claims take exactly the jobs made here.
  */
 BEGIN;
-SELECT plan(342);
+SELECT plan(348);
 \ir pgtap/fixture.sql
 
 CREATE ROLE bjt_priv_worker;
@@ -84,6 +84,7 @@ INSERT INTO fmatrix VALUES
     ('batchjob_fail', '{bigint,text,boolean,text,integer}', '{worker,admin}'),
     ('batchjob_complete', '{bigint[],text}', '{worker,admin}'),
     ('batchjob_fail', '{bigint[],text,boolean,text}', '{worker,admin}'),
+    ('batchjob_complete_and_claim', '{bigint[],text,integer,interval}', '{worker,admin}'),
     ('batchjob_reap', '{}', '{admin}'),
     ('batchjob_retry', '{bigint}', '{submitter,admin}'),
     ('batchjob_cancel', '{bigint}', '{submitter,admin}'),
@@ -281,6 +282,9 @@ SELECT throws_ok($$SELECT batchjob_complete(pg_temp.jid('p1'))$$,
 SELECT throws_ok($$SELECT batchjob_complete(ARRAY[pg_temp.jid('p1')])$$,
     '42501', 'permission denied for function batchjob_complete',
     'submitter: batchjob_complete(job_ids) is refused (42501)');
+SELECT throws_ok($$SELECT * FROM batchjob_complete_and_claim(NULL, 's')$$,
+    '42501', 'permission denied for function batchjob_complete_and_claim',
+    'submitter: batchjob_complete_and_claim is refused (42501)');
 SELECT throws_ok($$SELECT batchjob_fail(pg_temp.jid('p1'), 'x')$$,
     '42501', 'permission denied for function batchjob_fail',
     'submitter: batchjob_fail(job_id) is refused (42501)');
@@ -343,6 +347,7 @@ SELECT throws_ok(sql, '42501', 'permission denied for function ' || fn,
     ('batchjob_complete', $$SELECT batchjob_complete(ARRAY[pg_temp.jid('p1')])$$),
     ('batchjob_fail', $$SELECT batchjob_fail(pg_temp.jid('p1'), 'x')$$),
     ('batchjob_fail', $$SELECT batchjob_fail(ARRAY[pg_temp.jid('p1')], 'x')$$),
+    ('batchjob_complete_and_claim', $$SELECT * FROM batchjob_complete_and_claim(NULL, 'n')$$),
     ('batchjob_reap', $$SELECT batchjob_reap()$$),
     ('batchjob_retry', $$SELECT batchjob_retry(pg_temp.jid('p1'))$$),
     ('batchjob_cancel', $$SELECT batchjob_cancel(pg_temp.jid('p'))$$),

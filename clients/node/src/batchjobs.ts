@@ -301,6 +301,19 @@ export class BatchJobs<C = unknown> {
 	}
 
 	/**
+	 * batchjob_complete_and_claim: completes jobIds (all of them or none, as
+	 * complete(jobIds, { worker })) and then claims up to maxJobs for worker,
+	 * in one call and one commit; returns the claimed jobs.
+	 */
+	async completeAndClaim(jobIds: readonly JobId[], worker: string, options: ClaimOptions = {}): Promise<BatchJob<C>[]> {
+		return query<BatchJob<C> & Record<string, unknown>>(
+			this.pool,
+			`SELECT * FROM ${this.qualify('batchjob_complete_and_claim')}($1::int8[], $2::text, $3::int4, $4::interval)`,
+			[jobIds.map(idParam), worker, options.maxJobs ?? 1, leaseParam(options.lease ?? '5 minutes')],
+		);
+	}
+
+	/**
 	 * batchjob_heartbeat: extends the lease.  false means the job is no
 	 * longer this claim's (cancelled, reaped, finished): stop working on it.
 	 */

@@ -139,6 +139,11 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 	private readonly externalSignal: AbortSignal | undefined;
 
 	private readonly active = new Map<bigint, Running<C>>();
+	/**
+	 * Jobs whose handler succeeded, waiting for the claim loop to complete
+	 * them with its next claim (one batchjob_complete_and_claim call).
+	 */
+	private readonly doneQueue: { r: Running<C>; resolve: () => void }[] = [];
 	private stopping = false;
 	private started = false;
 	private stopPromise: Promise<void> | undefined;
@@ -231,6 +236,8 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 		this.dropListenClient?.();
 		await this.loopDone;
 		await this.listenDone;
+		/* jobs done after the claim loop's last call: completed one by one */
+		await this.completeEach(this.doneQueue.splice(0), false);
 
 		const settled = Promise.all([...this.active.values()].map((r) => r.settled));
 		let timer: NodeJS.Timeout | undefined;
@@ -382,7 +389,9 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 					continue;
 				}
 			}
-			const free = this.concurrency - this.active.size;
+			/* the jobs done so far are completed by this claim: their slots are free */
+			const done = this.doneQueue.splice(0);
+			const free = this.concurrency - this.active.size + done.length;
 			if (free <= 0) {
 				await this.idle(this.pollIntervalMs);
 				continue;
@@ -390,16 +399,37 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 			const want = Math.min(free, this.batchSize);
 			let jobs: BatchJob<C>[];
 			try {
-				jobs = await this.api.claim(this.id, { maxJobs: want, lease: leaseParam(this.lease) });
+				const lease = leaseParam(this.lease);
+				jobs = done.length > 0
+					? await this.api.completeAndClaim(done.map((d) => d.r.job.job_id), this.id, { maxJobs: want, lease })
+					: await this.api.claim(this.id, { maxJobs: want, lease });
 				backoff = 100;
 			} catch (err) {
-				this.emitError(err);
+				/*
+				 * All or nothing: a job of the batch that is no longer ours
+				 * (ConflictError) completed none of them; each is completed
+				 * on its own, so only that one is lost.
+				 */
+				if (!(err instanceof ConflictError) || done.length === 0)
+					this.emitError(err);
+				await this.completeEach(done, isConnectionError(err));
 				/* the claim may have committed without its answer reaching us */
 				if (isConnectionError(err))
 					this.needAdopt = true;
+				if (err instanceof ConflictError && done.length > 0)
+					continue;
 				await this.idle(this.jitter(backoff));
 				backoff = Math.min(backoff * 2, 5000);
 				continue;
+			}
+			for (const d of done) {
+				if (d.r.state === 'finishing') {
+					d.r.state = 'done';
+					this.settle(d.r);
+					/* the server returns no row for these: the job as claimed, now COMPLETED */
+					this.emit('job:done', { ...d.r.job, status: 'COMPLETED' });
+				}
+				d.resolve();
 			}
 			for (const job of jobs)
 				this.begin(job);
@@ -521,6 +551,48 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 				return;
 			}
 		}
+		if (!this.stopping) {
+			/* completed by the claim loop's next call, with the next claim */
+			await new Promise<void>((resolve) => {
+				this.doneQueue.push({ r, resolve });
+				this.kick();
+			});
+			return;
+		}
+		await this.completeOne(r);
+	}
+
+	/**
+	 * Completes the jobs of a batch whose combined call failed, one by one;
+	 * after a lost answer (ambiguous) the call may have committed, so a job
+	 * this claim already completed is counted done.
+	 */
+	private async completeEach(done: { r: Running<C>; resolve: () => void }[], ambiguous: boolean): Promise<void> {
+		for (const d of done) {
+			try {
+				if (d.r.state !== 'finishing')
+					continue;
+				if (ambiguous) {
+					const row = await this.readBack(d.r);
+					if (row !== null && row.status === 'COMPLETED' && row.attempts === d.r.attempt) {
+						d.r.state = 'done';
+						this.settle(d.r);
+						this.emit('job:done', row);
+						continue;
+					}
+				}
+				await this.completeOne(d.r);
+			} catch (err) {
+				this.emitError(err);
+			} finally {
+				d.resolve();
+			}
+		}
+	}
+
+	/** Completes one job under its claim (the job's state is finishing). */
+	private async completeOne(r: Running<C>): Promise<void> {
+		const claim = { worker: this.id, attempt: r.attempt };
 		const out = await this.retrying(() => this.api.complete(r.job.job_id, claim));
 		if (out.kind === 'ok') {
 			r.state = 'done';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import { BatchJobs, type BatchJob } from 'batchjob';
+import { BatchJobs, ConflictError, type BatchJob } from 'batchjob';
 
 import { eventually, testDb, type TestDb } from './helpers.js';
 
@@ -138,6 +138,30 @@ test('nextPending, claim, heartbeat, reportProgress, complete', async () => {
 	assert.equal(pr?.processed_records, 10n);
 	assert.equal((await api.childCounts(p.job_id)).completed, 3n);
 	assert.equal(await api.nextPending(), null);
+});
+
+test('completeAndClaim: one call completes a batch and claims the next', async () => {
+	const p = await api.createParent({ export: 'cc' }, 'cora', { priority: 150 });
+	await api.split(p.job_id, 5, 1);
+	const first = await api.completeAndClaim([], 'w-cc', { maxJobs: 2, lease: 60_000 });
+	assert.equal(first.length, 2, 'nothing to complete: claims only');
+	assert.ok(first.every((j) => j.status === 'PROCESSING' && j.locked_by === 'w-cc'));
+	const ids = first.map((j) => j.job_id);
+	const next = await api.completeAndClaim(ids, 'w-cc', { maxJobs: 2 });
+	assert.equal(next.length, 2);
+	assert.ok(next.every((j) => !ids.includes(j.job_id)), 'the jobs just completed are not claimed again');
+	for (const id of ids)
+		assert.equal((await api.get(id))?.status, 'COMPLETED');
+	/* all or nothing: a job another worker holds completes none and claims none */
+	await assert.rejects(
+		api.completeAndClaim([next[0]!.job_id], 'w-other', { maxJobs: 1 }),
+		(err: unknown) => err instanceof ConflictError,
+	);
+	assert.equal((await api.childCounts(p.job_id)).pending, 1n);
+	const last = await api.completeAndClaim(next.map((j) => j.job_id), 'w-cc', { maxJobs: 5 });
+	assert.equal(last.length, 1);
+	assert.deepEqual(await api.completeAndClaim([last[0]!.job_id], 'w-cc', { maxJobs: 5 }), []);
+	assert.equal((await api.childCounts(p.job_id)).completed, 5n);
 });
 
 test('fail (single and array), retry, cancel', async () => {

@@ -226,3 +226,31 @@ test('a job taken away is reported lost and its handler aborted', async () => {
 	assert.equal(a.done.size + a.finalFailed.size + a.retried.size, 0);
 	assert.equal((await api.childCounts(parent.job_id)).cancelled, 1n);
 });
+
+test('completions ride on the next claim; a job of the batch taken away loses only itself', async () => {
+	const parent = await api.createParent({ run: 'batched' }, 'tester');
+	await api.split(parent.job_id, 6, 1);
+	const victim = (await api.nextPending())!.job_id;
+	const worker = new Worker<unknown>({
+		pool: db.newPool({ max: 4 }),
+		concurrency: 3,
+		batchSize: 3,
+		pollIntervalMs: 50,
+		handleSignals: false,
+		handler: async (job) => {
+			/* the first job is cancelled after its handler succeeded, before the worker completes it */
+			if (job.job_id === victim)
+				await api.cancel(job.job_id);
+		},
+	});
+	const a = audit(worker);
+	await worker.start();
+	await eventually(async () => (await api.childCounts(parent.job_id)).completed === 5n, 'the other five jobs to complete');
+	await worker.stop();
+	assert.deepEqual(a.lost, [victim], 'only the cancelled job is lost');
+	assert.equal(a.done.size, 5);
+	assert.ok([...a.done.values()].every((n) => n === 1), 'each job done once');
+	const counts = await api.childCounts(parent.job_id);
+	assert.equal(counts.cancelled, 1n);
+	assert.equal(counts.processing, 0n);
+});
