@@ -93,7 +93,7 @@ bench_cluster_cpu() {
 	local pm f line rest sum=0 pid
 	pm=$(head -n 1 "$BENCH_CLUSTER_DIR/data/postmaster.pid")
 	for f in /proc/[0-9]*/stat; do
-		read -r line <"$f" 2>/dev/null || continue
+		{ read -r line <"$f"; } 2>/dev/null || continue	# gone meanwhile
 		pid=${f#/proc/}
 		pid=${pid%/stat}
 		rest=${line##*) }
