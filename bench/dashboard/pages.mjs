@@ -5,12 +5,14 @@
 // /api/parents? (loadFiltered with no filter), then the event stream
 // /api/events, held open.  With "children", page i also opens the i-th
 // parent given (as a click on it does): its first children page and its
-// durations, and both again at most once a second, after the last change,
-// whenever a snapshot shows that parent's processed_records, status,
-// processing or failed changed (reloadChildrenSoon).
+// durations, and the children page again at most once a second, after the
+// last change, whenever a snapshot shows that parent's processed_records,
+// status, processing or failed changed (reloadChildrenSoon), with the
+// durations when the last were read 10 s ago or more, or were empty.
 //
 // node pages.mjs URL N list|children SECONDS [PARENT_ID...]
-// Runs SECONDS (or until SIGTERM), then prints one line:
+// Prints "ready" once every page has loaded and holds its event stream;
+// runs SECONDS (or until SIGTERM), then prints one line more:
 // "pages N events E requests R" (snapshots received, API requests made).
 
 import http from "node:http";
@@ -66,17 +68,23 @@ async function page(i) {
 	let last = null;
 	let childTimer = null;
 	let childReload = 0;
-	const loadChildren = async () => {
+	let histAt = 0;
+	const loadChildren = async (live) => {
 		childReload = Date.now();
-		await Promise.all([get(`/api/parents/${open}/children?page=1`, true), get(`/api/parents/${open}/durations`, true)]);
+		const withHist = !live || histAt === 0 || Date.now() - histAt >= 10000;
+		const [, hist] = await Promise.all([
+			get(`/api/parents/${open}/children?page=1`, true),
+			withHist ? get(`/api/parents/${open}/durations`, true) : null,
+		]);
+		if (hist !== null) histAt = hist.buckets.length > 0 ? Date.now() : 0;
 	};
-	if (open !== null) await loadChildren();
+	if (open !== null) await loadChildren(false);
 	const reloadChildrenSoon = () => {
 		if (childTimer !== null) return;
 		childTimer = setTimeout(() => {
 			timers.delete(childTimer);
 			childTimer = null;
-			loadChildren().catch((e) => console.error(`pages.mjs: ${e.message}`));
+			loadChildren(true).catch((e) => console.error(`pages.mjs: ${e.message}`));
 		}, Math.max(0, 1000 - (Date.now() - childReload)));
 		timers.add(childTimer);
 	};
@@ -123,6 +131,7 @@ process.on("SIGTERM", finish);
 setTimeout(finish, Number(seconds) * 1000);
 try {
 	await Promise.all(Array.from({ length: N }, (_, i) => page(i)));
+	console.log("ready");
 } catch (e) {
 	console.error(`pages.mjs: ${e.message}`);
 	process.exit(1);
