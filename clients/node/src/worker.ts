@@ -448,21 +448,20 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 			}
 			const want = Math.min(free, this.batchSize);
 			this.reserved += want;
-			let next = false;
 			const claim = this.claimSome(want).then((ok) => {
 				if (ok)
 					backoff = 100;
-				/*
-				 * A full claim may leave room for the next one; after a short
-				 * or failed one the loop waits anyway (a kick here would end
-				 * that wait at once and poll an empty queue in a loop).  With
-				 * one claim at a time the loop awaits the claim itself.
-				 */
-				next = ok && !this.drained && this.pipeline > 1;
 			}).catch((err: unknown) => this.emitError(err)).finally(() => {
 				this.reserved -= want;
 				claims.delete(claim);
-				if (next)
+				/*
+				 * The loop may be waiting for this claim (room for the next,
+				 * a failure to back off from, an empty queue to wait on).
+				 * With one claim at a time it awaits the claim itself: a kick
+				 * then would end its next wait at once, and it would poll an
+				 * empty queue without pause.
+				 */
+				if (this.pipeline > 1)
 					this.kick();
 			});
 			claims.add(claim);
