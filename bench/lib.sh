@@ -17,6 +17,7 @@ BENCH_CLUSTER_DIR=
 BENCH_PG_STARTED=
 
 bench_stop_cluster() {
+	bench_stop_shard
 	if [ -n "$BENCH_PG_STARTED" ]; then
 		runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$BENCH_CLUSTER_DIR/data" \
 			-m fast -w stop >/dev/null 2>&1 || true
@@ -46,6 +47,65 @@ bench_start_cluster() {
 	BENCH_PG_STARTED=1
 	export PGHOST=$BENCH_CLUSTER_DIR PGPORT=$BENCH_PORT PGUSER=postgres
 	bj_log "benchmark cluster running in $BENCH_CLUSTER_DIR on port $BENCH_PORT"
+}
+
+# A second server for the PL/Proxy benchmark (benchmark 11): a cluster like
+# the bench cluster, with default settings, on port BENCH_PORT + 1 and its
+# own socket directory, stopped with the bench cluster.  Sets
+# BENCH_SHARD_HOST and BENCH_SHARD_PORT.
+BENCH_SHARD_DIR=
+BENCH_SHARD_STARTED=
+bench_start_shard() {
+	BENCH_SHARD_DIR=$(mktemp -d /tmp/batchjob-bench-shard.XXXXXX)
+	chown postgres: "$BENCH_SHARD_DIR"
+	chmod 700 "$BENCH_SHARD_DIR"
+	BENCH_SHARD_PORT=$((BENCH_PORT + 1))
+	runuser -u postgres -- "$PG_BIN/initdb" -D "$BENCH_SHARD_DIR/data" \
+		-U postgres --auth=trust --no-sync -E UTF8 --locale=C.UTF-8 >/dev/null
+	runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$BENCH_SHARD_DIR/data" \
+		-l "$BENCH_SHARD_DIR/server.log" -w \
+		-o "-k $BENCH_SHARD_DIR -c listen_addresses= -p $BENCH_SHARD_PORT -c max_connections=60" \
+		start >/dev/null
+	BENCH_SHARD_STARTED=1
+	BENCH_SHARD_HOST=$BENCH_SHARD_DIR
+	bj_log "second shard server running in $BENCH_SHARD_DIR on port $BENCH_SHARD_PORT"
+}
+
+bench_stop_shard() {
+	if [ -n "$BENCH_SHARD_STARTED" ]; then
+		runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$BENCH_SHARD_DIR/data" \
+			-m fast -w stop >/dev/null 2>&1 || true
+		BENCH_SHARD_STARTED=
+	fi
+	if [ -n "$BENCH_SHARD_DIR" ] && [ -z "${BENCH_KEEP_CLUSTER:-}" ]; then
+		rm -rf "$BENCH_SHARD_DIR"
+	fi
+	BENCH_SHARD_DIR=
+}
+
+# The CPU time (clock ticks, user + system) the bench cluster has used so
+# far: its postmaster's own and that of the children it has reaped
+# (cutime, cstime: every backend that exited), plus the live children's
+# (backends, the folder, checkpointer, walwriter, autovacuum).  Read from
+# /proc; the difference of two readings is the cluster's CPU time in
+# between, whatever connected to it.
+bench_cluster_cpu() {
+	local pm f line rest sum=0 pid
+	pm=$(head -n 1 "$BENCH_CLUSTER_DIR/data/postmaster.pid")
+	for f in /proc/[0-9]*/stat; do
+		{ read -r line <"$f"; } 2>/dev/null || continue	# gone meanwhile
+		pid=${f#/proc/}
+		pid=${pid%/stat}
+		rest=${line##*) }
+		# fields after "pid (comm) ": 1 state, 2 ppid, 12 utime, 13 stime, 14 cutime, 15 cstime
+		set -- $rest
+		if [ "$pid" = "$pm" ]; then
+			sum=$((sum + ${12} + ${13} + ${14} + ${15}))
+		elif [ "$2" = "$pm" ]; then
+			sum=$((sum + ${12} + ${13}))
+		fi
+	done
+	echo "$sum"
 }
 
 # A fresh database with the extension (the default version, 1.1).

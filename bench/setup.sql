@@ -3,7 +3,8 @@
 /*
  * Adds per_parent children to each of parents, all in one INSERT (so the
  * rollup runs once for the lot), in the given status, batches of 100
- * records.  Job ids come out contiguous: grouped, parent i's children are
+ * records.  Job ids come out contiguous (one id step apart: 64 on a
+ * partition): grouped, parent i's children are
  * first + (i - 1) * per_parent + 0 .. per_parent - 1; interleaved, they
  * take turns, so consecutive job ids (the claim order) belong to
  * different parents.  Into batch_jobs, or a plain copy of it (tbl).
@@ -21,6 +22,7 @@ DECLARE
     first_id bigint;
     last_id bigint;
     n bigint;
+    step bigint;
 BEGIN
     EXECUTE format(
         'WITH ins AS (
@@ -35,7 +37,10 @@ BEGIN
          SELECT min(job_id), max(job_id), count(*) FROM ins', tbl)
         INTO first_id, last_id, n
         USING status, parents, np, interleave, per_parent;
-    IF last_id - first_id + 1 <> n THEN
+    /* ids step by more than 1 on a partition (batchjob_set_partition) */
+    SELECT seqincrement INTO step FROM pg_sequence
+     WHERE seqrelid = pg_get_serial_sequence(tbl::text, 'job_id')::regclass;
+    IF last_id - first_id <> (n - 1) * step THEN
         RAISE EXCEPTION 'children of % got job ids % .. % for % rows: not contiguous',
             parents, first_id, last_id, n;
     END IF;

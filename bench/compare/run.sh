@@ -15,7 +15,11 @@
 # npm, no network, a failed install).  Exits 0 then too: a comparison that
 # cannot run must not stop batchjob's own benchmarks.  Exits 1 only on bad
 # arguments.  What the tools print goes to stderr.  FIRST numbers the runs
-# (the order of the two systems alternates with the run number).
+# (the order of the systems rotates with the run number).
+#
+# SYSTEMS (environment) names the systems, "graphile-worker pg-boss" unless
+# set; "batchjob-node" is batchjob's own Node client (clients/node, built
+# into clients/node/dist beforehand: bench/run's benchmark 10 does it).
 
 set -uo pipefail
 
@@ -87,12 +91,27 @@ one() {
 	echo "$out"
 }
 
+read -r -a systems <<<"${SYSTEMS:-graphile-worker pg-boss}"
+for system in "${systems[@]}"; do
+	case $system in
+	graphile-worker | pg-boss) ;;
+	batchjob-node)
+		[ -f "$DIR/../../clients/node/dist/index.js" ] || skip "clients/node is not built (npm ci && npm run build there)" ;;
+	*) echo "unknown system $system" >&2; exit 1 ;;
+	esac
+done
+script_of() {
+	case $1 in
+	graphile-worker) echo graphile.mjs ;;
+	pg-boss) echo pgboss.mjs ;;
+	batchjob-node) echo batchjob.mjs ;;
+	esac
+}
+
 for r in $(seq "$FIRST" $((FIRST + RUNS - 1))); do
-	if [ $((r % 2)) -eq 0 ]; then
-		one graphile-worker graphile.mjs "$r"
-		one pg-boss pgboss.mjs "$r"
-	else
-		one pg-boss pgboss.mjs "$r"
-		one graphile-worker graphile.mjs "$r"
-	fi
+	n=${#systems[@]}
+	for i in $(seq 0 $((n - 1))); do
+		system=${systems[$(((r + i) % n))]}
+		one "$system" "$(script_of "$system")" "$r"
+	done
 done

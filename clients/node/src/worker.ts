@@ -72,7 +72,12 @@ export interface WorkerOptions<C> {
 	name?: string;
 	/** Jobs run at once (default 1). */
 	concurrency?: number;
-	/** At most this many jobs per claim (default: concurrency). Never more than the free slots. */
+	/**
+	 * At most this many jobs per claim (default: concurrency).  Above
+	 * concurrency, the worker holds up to batchSize claimed jobs: those
+	 * waiting for a slot are leased and heartbeated like running ones, and
+	 * handed back at shutdown without running.
+	 */
 	batchSize?: number;
 	/** Each claim's lease (ms or interval text, default 5 minutes); heartbeats go every third of it. */
 	lease?: Lease;
@@ -108,6 +113,9 @@ export interface WorkerEvents<C> {
 	stopped: [];
 }
 
+/** Claims on their way at once, when batchSize is above concurrency. */
+const PIPELINE = 2;
+
 type Outcome<T> =
 	| { kind: 'ok'; value: T }
 	| { kind: 'conflict'; error: ConflictError; ambiguous: boolean }
@@ -118,8 +126,8 @@ interface Running<C> {
 	attempt: number;
 	abort: AbortController;
 	heartbeat: NodeJS.Timeout;
-	/** running → finishing (completing/failing) → done; or lost / released */
-	state: 'running' | 'finishing' | 'done' | 'lost' | 'released';
+	/** queued → running → finishing (completing/failing) → done; or lost / released */
+	state: 'queued' | 'running' | 'finishing' | 'done' | 'lost' | 'released';
 	settled: Promise<void>;
 }
 
@@ -139,11 +147,21 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 	private readonly externalSignal: AbortSignal | undefined;
 
 	private readonly active = new Map<bigint, Running<C>>();
-	/**
-	 * Jobs whose handler succeeded, waiting for the claim loop to complete
-	 * them with its next claim (one batchjob_complete_and_claim call).
-	 */
-	private readonly doneQueue: { r: Running<C>; resolve: () => void }[] = [];
+	/** Claimed jobs waiting for a free slot (only when batchSize > concurrency). */
+	private readonly queued: Running<C>[] = [];
+	/** Handlers running now: what concurrency bounds. */
+	private running = 0;
+	/** Completions waiting for the next batched complete, and whether one is on its way. */
+	private completions: { r: Running<C>; resolve: (out: Outcome<BatchJob<C>>) => void }[] = [];
+	private completing = false;
+	/** Jobs the claims on their way asked for. */
+	private reserved = 0;
+	/** The last claim came back short (the queue is empty for now), or failed. */
+	private drained = false;
+	private claimFailed = false;
+	/** Most jobs held at once, and most claims on their way at once. */
+	private readonly capacity: number;
+	private readonly pipeline: number;
 	private stopping = false;
 	private started = false;
 	private stopPromise: Promise<void> | undefined;
@@ -178,6 +196,13 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 			throw new RangeError(`concurrency must be a positive integer: ${this.concurrency}`);
 		if (!Number.isInteger(this.batchSize) || this.batchSize < 1)
 			throw new RangeError(`batchSize must be a positive integer: ${this.batchSize}`);
+		/*
+		 * batchSize at most concurrency: one claim at a time, for the free
+		 * slots, as many as batchSize.  Above it: up to PIPELINE claims of
+		 * batchSize on their way or waiting to run.
+		 */
+		this.pipeline = this.batchSize > this.concurrency ? PIPELINE : 1;
+		this.capacity = this.pipeline === 1 ? this.concurrency : PIPELINE * this.batchSize;
 		this.lease = options.lease ?? '5 minutes';
 		this.pollIntervalMs = options.pollIntervalMs ?? 2000;
 		this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 30_000;
@@ -236,8 +261,10 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 		this.dropListenClient?.();
 		await this.loopDone;
 		await this.listenDone;
-		/* jobs done after the claim loop's last call: completed one by one */
-		await this.completeEach(this.doneQueue.splice(0), false);
+
+		/* jobs that never started go back at once */
+		const unstarted = this.queued.splice(0).map((r) => this.release(r));
+		await Promise.all(unstarted);
 
 		const settled = Promise.all([...this.active.values()].map((r) => r.settled));
 		let timer: NodeJS.Timeout | undefined;
@@ -377,8 +404,20 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 
 	private async claimLoop(): Promise<void> {
 		let backoff = 100;
+		const claims = new Set<Promise<void>>();
 		while (!this.stopping) {
+			if (this.claimFailed) {
+				this.claimFailed = false;
+				await this.idle(this.jitter(backoff));
+				backoff = Math.min(backoff * 2, 5000);
+				continue;
+			}
 			if (this.needAdopt) {
+				/* an answer still on its way would be adopted twice */
+				if (claims.size > 0) {
+					await this.idle(this.pollIntervalMs);
+					continue;
+				}
 				try {
 					await this.adopt();
 					this.needAdopt = false;
@@ -389,55 +428,69 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 					continue;
 				}
 			}
-			/* the jobs done so far are completed by this claim: their slots are free */
-			const done = this.doneQueue.splice(0);
-			const free = this.concurrency - this.active.size + done.length;
-			if (free <= 0) {
+			if (this.drained) {
+				/* the queue is empty for now: wait for a notification, a free slot or the poll */
+				this.drained = false;
+				await this.idle(this.jitter(this.pollIntervalMs));
+				continue;
+			}
+			/*
+			 * Jobs held: running, finishing, waiting for a slot, or asked
+			 * for by a claim on its way.  With batchSize above concurrency
+			 * the next claims go out while the last one's jobs still run
+			 * (up to `pipeline` at once), so the slots never wait for a
+			 * round trip.
+			 */
+			const free = this.capacity - this.active.size - this.queued.length - this.reserved;
+			if (free <= 0 || this.queued.length >= this.concurrency || claims.size >= this.pipeline) {
 				await this.idle(this.pollIntervalMs);
 				continue;
 			}
 			const want = Math.min(free, this.batchSize);
-			let jobs: BatchJob<C>[];
-			try {
-				const lease = leaseParam(this.lease);
-				jobs = done.length > 0
-					? await this.api.completeAndClaim(done.map((d) => d.r.job.job_id), this.id, { maxJobs: want, lease })
-					: await this.api.claim(this.id, { maxJobs: want, lease });
-				backoff = 100;
-			} catch (err) {
+			this.reserved += want;
+			const claim = this.claimSome(want).then((ok) => {
+				if (ok)
+					backoff = 100;
+			}).catch((err: unknown) => this.emitError(err)).finally(() => {
+				this.reserved -= want;
+				claims.delete(claim);
 				/*
-				 * All or nothing: a job of the batch that is no longer ours
-				 * (ConflictError) completed none of them; each is completed
-				 * on its own, so only that one is lost.
+				 * The loop may be waiting for this claim (room for the next,
+				 * a failure to back off from, an empty queue to wait on).
+				 * With one claim at a time it awaits the claim itself: a kick
+				 * then would end its next wait at once, and it would poll an
+				 * empty queue without pause.
 				 */
-				if (!(err instanceof ConflictError) || done.length === 0)
-					this.emitError(err);
-				await this.completeEach(done, isConnectionError(err));
-				/* the claim may have committed without its answer reaching us */
-				if (isConnectionError(err))
-					this.needAdopt = true;
-				if (err instanceof ConflictError && done.length > 0)
-					continue;
-				await this.idle(this.jitter(backoff));
-				backoff = Math.min(backoff * 2, 5000);
-				continue;
-			}
-			for (const d of done) {
-				if (d.r.state === 'finishing') {
-					d.r.state = 'done';
-					this.settle(d.r);
-					/* the server returns no row for these: the job as claimed, now COMPLETED */
-					this.emit('job:done', { ...d.r.job, status: 'COMPLETED' });
-				}
-				d.resolve();
-			}
-			for (const job of jobs)
-				this.begin(job);
-			if (jobs.length === want)
-				continue;
-			/* the queue is empty for now: wait for a notification, a free slot or the poll */
-			await this.idle(this.jitter(this.pollIntervalMs));
+				if (this.pipeline > 1)
+					this.kick();
+			});
+			claims.add(claim);
+			if (this.pipeline === 1)
+				await claim;
 		}
+		/* answers still on their way are taken up, then handed back by shutdown */
+		await Promise.all(claims);
+	}
+
+	/** One claim of up to `want` jobs; false when it failed. */
+	private async claimSome(want: number): Promise<boolean> {
+		let jobs: BatchJob<C>[];
+		try {
+			jobs = await this.api.claim(this.id, { maxJobs: want, lease: leaseParam(this.lease) });
+		} catch (err) {
+			this.emitError(err);
+			/* the claim may have committed without its answer reaching us */
+			if (isConnectionError(err))
+				this.needAdopt = true;
+			this.claimFailed = true;
+			return false;
+		}
+		for (const job of jobs)
+			this.enqueue(job);
+		if (jobs.length < want)
+			this.drained = true;
+		this.startQueued();
+		return true;
 	}
 
 	/**
@@ -451,24 +504,43 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 			[this.id],
 		);
 		for (const job of rows) {
-			if (!this.active.has(job.job_id))
-				this.begin(job);
+			if (!this.active.has(job.job_id) && !this.queued.some((r) => r.job.job_id === job.job_id))
+				this.enqueue(job);
 		}
+		this.startQueued();
 	}
 
 	/* ---- one job ---------------------------------------------------------- */
 
-	private begin(job: BatchJob<C>): void {
-		const abort = new AbortController();
+	/** A claimed job: leased and heartbeated from now on, started when a slot is free. */
+	private enqueue(job: BatchJob<C>): void {
 		const r: Running<C> = {
 			job,
 			attempt: job.attempts,
-			abort,
+			abort: new AbortController(),
 			heartbeat: setInterval(() => void this.beat(r), Math.max(1, this.leaseMs / 3)),
-			state: 'running',
+			state: 'queued',
 			settled: Promise.resolve(),
 		};
+		this.queued.push(r);
+	}
+
+	/** Starts waiting jobs while slots are free (none once stopping). */
+	private startQueued(): void {
+		while (!this.stopping && this.running < this.concurrency) {
+			const r = this.queued.shift();
+			if (r === undefined)
+				return;
+			if (r.state === 'queued')
+				this.begin(r);
+		}
+	}
+
+	private begin(r: Running<C>): void {
+		const { job, abort } = r;
+		r.state = 'running';
 		this.active.set(job.job_id, r);
+		this.running++;
 		this.emit('job:start', job);
 		const ctx: JobContext = {
 			worker: this.id,
@@ -488,27 +560,36 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 			},
 		};
 		r.settled = (async () => {
-			let result: JobResult;
+			let result: JobResult = undefined;
+			let failed = false;
+			let error: unknown;
 			try {
 				result = await this.handler(job, ctx);
 			} catch (err) {
-				await this.finishFailed(r, err);
-				return;
+				failed = true;
+				error = err;
 			}
-			await this.finishDone(r, result);
+			/* the slot frees as the handler returns; the job is held until it is finished */
+			this.running--;
+			this.startQueued();
+			this.kick();
+			if (failed)
+				await this.finishFailed(r, error);
+			else
+				await this.finishDone(r, result);
 		})().catch((err: unknown) => this.emitError(err));
 	}
 
 	/** Extends the lease; a refusal means the job was taken away. */
 	private async beat(r: Running<C>): Promise<void> {
-		if (r.state !== 'running')
+		if (r.state !== 'running' && r.state !== 'queued')
 			return;
 		try {
 			const ok = await this.api.heartbeat(r.job.job_id, this.id, {
 				lease: leaseParam(this.lease),
 				attempt: r.attempt,
 			});
-			if (!ok && r.state === 'running')
+			if (!ok && (r.state === 'running' || r.state === 'queued'))
 				this.lose(r, 'heartbeat refused: the job is no longer held by this claim');
 		} catch (err) {
 			/* a lost connection: the next beat tries again */
@@ -530,6 +611,9 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 		clearInterval(r.heartbeat);
 		if (this.active.get(r.job.job_id) === r)
 			this.active.delete(r.job.job_id);
+		const i = this.queued.indexOf(r);
+		if (i >= 0)
+			this.queued.splice(i, 1);
 		this.kick();
 	}
 
@@ -551,49 +635,10 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 				return;
 			}
 		}
-		if (!this.stopping) {
-			/* completed by the claim loop's next call, with the next claim */
-			await new Promise<void>((resolve) => {
-				this.doneQueue.push({ r, resolve });
-				this.kick();
-			});
-			return;
-		}
-		await this.completeOne(r);
-	}
-
-	/**
-	 * Completes the jobs of a batch whose combined call failed, one by one;
-	 * after a lost answer (ambiguous) the call may have committed, so a job
-	 * this claim already completed is counted done.
-	 */
-	private async completeEach(done: { r: Running<C>; resolve: () => void }[], ambiguous: boolean): Promise<void> {
-		for (const d of done) {
-			try {
-				if (d.r.state !== 'finishing')
-					continue;
-				if (ambiguous) {
-					const row = await this.readBack(d.r);
-					if (row !== null && row.status === 'COMPLETED' && row.attempts === d.r.attempt) {
-						d.r.state = 'done';
-						this.settle(d.r);
-						this.emit('job:done', row);
-						continue;
-					}
-				}
-				await this.completeOne(d.r);
-			} catch (err) {
-				this.emitError(err);
-			} finally {
-				d.resolve();
-			}
-		}
-	}
-
-	/** Completes one job under its claim (the job's state is finishing). */
-	private async completeOne(r: Running<C>): Promise<void> {
-		const claim = { worker: this.id, attempt: r.attempt };
-		const out = await this.retrying(() => this.api.complete(r.job.job_id, claim));
+		/* batch mode (batchSize above concurrency) completes jobs together */
+		const out = this.pipeline > 1
+			? await this.completeBatched(r)
+			: await this.retrying(() => this.api.complete(r.job.job_id, claim));
 		if (out.kind === 'ok') {
 			r.state = 'done';
 			this.settle(r);
@@ -625,7 +670,7 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 
 	/** Shutdown: abort a job still running and fail it with retry. */
 	private async release(r: Running<C>): Promise<void> {
-		if (r.state !== 'running')
+		if (r.state !== 'running' && r.state !== 'queued')
 			return;
 		r.state = 'released';
 		r.abort.abort(new Error(`worker ${this.id} is shutting down`));
@@ -664,6 +709,64 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 		this.lose(r, reason);
 	}
 
+	/* ---- completing in batches ------------------------------------------ */
+
+	/**
+	 * Completes a job together with the others that finish meanwhile: one
+	 * batchjob_complete(bigint[], worker) for all of them, so one
+	 * transaction, one commit and one round trip (a commit per job is what
+	 * bounds a worker of short jobs; the array form also rolls each parent
+	 * up once per statement, where a call per job would do it per job,
+	 * about 7 times the server time in a try).  The array form is all or
+	 * nothing: when it fails (a job no longer ours fails it whole), each
+	 * job of it is completed on its own, as without batching; after a lost
+	 * connection, as a call whose answer was lost.  It returns a count,
+	 * not rows: job:done then gets the job as claimed, status COMPLETED.
+	 */
+	private completeBatched(r: Running<C>): Promise<Outcome<BatchJob<C>>> {
+		return new Promise((resolve) => {
+			this.completions.push({ r, resolve });
+			if (!this.completing) {
+				this.completing = true;
+				/* lets the handlers that finish in this turn join the batch */
+				setImmediate(() => void this.flushCompletions());
+			}
+		});
+	}
+
+	private async flushCompletions(): Promise<void> {
+		while (this.completions.length > 0) {
+			const all = this.completions.splice(0, 1000);
+			/*
+			 * The array form checks the worker, not the attempt: a job this
+			 * worker holds twice (lost, then claimed again) goes alone.
+			 */
+			const batch = all.filter(({ r }) =>
+				this.active.get(r.job.job_id) === r && !this.queued.some((q) => q.job.job_id === r.job.job_id));
+			const single = all.filter((c) => !batch.includes(c));
+			let lost = false;
+			if (batch.length > 1) {
+				try {
+					const n = await this.api.complete(batch.map((b) => b.r.job.job_id), { worker: this.id });
+					if (n === BigInt(batch.length)) {
+						for (const { r, resolve } of batch)
+							resolve({ kind: 'ok', value: { ...r.job, status: 'COMPLETED' } });
+						batch.length = 0;
+					}
+				} catch (err) {
+					lost = isConnectionError(err);
+					if (lost)
+						this.emitError(err);
+				}
+			}
+			for (const { r, resolve } of [...batch, ...single]) {
+				void this.retrying(() => this.api.complete(r.job.job_id, { worker: this.id, attempt: r.attempt }), lost)
+					.then(resolve);
+			}
+		}
+		this.completing = false;
+	}
+
 	/** The job's row now, read again until the connection allows. */
 	private async readBack(r: Running<C>): Promise<BatchJob<C> | null> {
 		const out = await this.retrying(() => this.api.get(r.job.job_id));
@@ -676,9 +779,9 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 	 * anyway).  `ambiguous` tells a conflict after a lost answer, where
 	 * the first try may have done the work, from a plain conflict.
 	 */
-	private async retrying<T>(call: () => Promise<T>): Promise<Outcome<T>> {
+	private async retrying<T>(call: () => Promise<T>, lostBefore = false): Promise<Outcome<T>> {
 		const deadline = Date.now() + this.leaseMs;
-		let ambiguous = false;
+		let ambiguous = lostBefore;
 		let backoff = 50;
 		for (;;) {
 			try {

@@ -16,6 +16,9 @@ let readOnly = true;
 let open = null;                 /* the parent whose children are shown: { id, page, pages } */
 let childReload = 0;             /* time of the last reload of the open children page */
 let childTimer = null;           /* a reload waiting for its turn */
+let histAt = 0;                  /* time of the last histogram read, 0: none shown */
+/* live reloads read the histogram (a pass over all the parent's children) at most this often */
+const HIST_EVERY_MS = 10000;
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -184,20 +187,22 @@ async function act(path, question) {
 
 function openChildren(id) {
   open = { id, page: 1, pages: 1 };
+  histAt = 0;
   $('#children').hidden = false;
   $('#c-parent').textContent = id;
   render();
   loadChildren();
 }
 
-async function loadChildren() {
+async function loadChildren(live = false) {
   if (!open) return;
   const want = open;
   childReload = Date.now();
+  const withHist = !live || histAt === 0 || Date.now() - histAt >= HIST_EVERY_MS;
   try {
     const [page, hist] = await Promise.all([
       api(`/api/parents/${want.id}/children?page=${want.page}`),
-      api(`/api/parents/${want.id}/durations`),
+      withHist ? api(`/api/parents/${want.id}/durations`) : null,
     ]);
     if (open !== want) return;
     open.pages = page.pages;
@@ -217,7 +222,10 @@ async function loadChildren() {
         el('td', { class: 'failure' }, c.error_details ?? '')));
     }
     $('#child-table tbody').replaceWith(body);
-    renderHistogram(hist);
+    if (hist !== null) {
+      renderHistogram(hist);
+      histAt = hist.buckets.length > 0 ? Date.now() : 0;
+    }
     showMessage('', 'children');
   } catch (e) {
     showMessage(e.message, 'children');
@@ -269,7 +277,7 @@ function connect() {
 /* reloads the open children page at most once a second, and always after the last change */
 function reloadChildrenSoon() {
   if (childTimer !== null) return;
-  childTimer = setTimeout(() => { childTimer = null; loadChildren(); },
+  childTimer = setTimeout(() => { childTimer = null; loadChildren(true); },
     Math.max(0, 1000 - (Date.now() - childReload)));
 }
 

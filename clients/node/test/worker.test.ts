@@ -2,7 +2,8 @@
  * test/worker.test.ts - the worker runner: 8 at a time over 2,000 children
  * with injected failures (each job finished once, sums exact, verify()
  * empty), and its connections terminated in the middle of a batch (no job
- * lost or doubled, the LISTEN connection comes back).
+ * lost or doubled, the LISTEN connection comes back); both also in batch
+ * mode (batchSize 100 above concurrency 8).
  */
 
 import assert from 'node:assert/strict';
@@ -48,7 +49,13 @@ function audit(worker: Worker): { done: Map<bigint, number>; finalFailed: Map<bi
 	return a;
 }
 
-test('8 at a time over 2,000 children with injected failures', async () => {
+/* each runner test runs as is, and in batch mode (batchSize above concurrency: prefetch, completes in one call) */
+const MODES = [
+	{ label: '', batchSize: 8 },
+	{ label: ', batch mode (batchSize 100)', batchSize: 100 },
+];
+
+for (const mode of MODES) test(`8 at a time over 2,000 children with injected failures${mode.label}`, async () => {
 	const CHILDREN = 2000;
 	const SIZE = 10;
 	const parent = await api.createParent({ run: 'main' }, 'tester');
@@ -59,7 +66,7 @@ test('8 at a time over 2,000 children with injected failures', async () => {
 		pool: db.newPool({ max: 12 }),
 		name: 'main',
 		concurrency: 8,
-		batchSize: 8,
+		batchSize: mode.batchSize,
 		lease: '1 minute',
 		pollIntervalMs: 100,
 		handleSignals: false,
@@ -127,9 +134,9 @@ test('8 at a time over 2,000 children with injected failures', async () => {
 	assert.equal(worker.inFlight, 0);
 });
 
-test('connections terminated mid-batch: no job lost or doubled, LISTEN comes back', async () => {
+for (const mode of MODES) test(`connections terminated mid-batch: no job lost or doubled, LISTEN comes back${mode.label}`, async () => {
 	const CHILDREN = 200;
-	const app = 'bj-node-kill-test';
+	const app = `bj-node-kill-test-${mode.batchSize}`;
 	const parent = await api.createParent({ run: 'kill' }, 'tester');
 	await api.split(parent.job_id, CHILDREN, 1);
 
@@ -146,6 +153,7 @@ test('connections terminated mid-batch: no job lost or doubled, LISTEN comes bac
 		pool: db.newPool({ max: 12, application_name: app }),
 		name: 'kill',
 		concurrency: 8,
+		batchSize: mode.batchSize,
 		lease: '1 minute',
 		/* no polling to speak of: after the kill only notifications and finished jobs wake it */
 		pollIntervalMs: 600_000,
