@@ -11,6 +11,9 @@
 -- cluster-wide: the ones made here are named regress_bj_* and dropped at
 -- the end.
 --
+-- Errors show their message, DETAIL and HINT, not where in a function
+-- they were raised.
+\set SHOW_CONTEXT never
 TRUNCATE batch_jobs, batch_jobs_archive RESTART IDENTITY;
 
 --
