@@ -64,6 +64,7 @@
 #include "batchjob.h"
 
 BJ_FUNCTION_INFO_V1(batchjob_guard);
+BJ_FUNCTION_INFO_V1(batchjob_row_check);
 BJ_FUNCTION_INFO_V1(batchjob_rollup);
 BJ_FUNCTION_INFO_V1(batchjob_truncate);
 
@@ -422,6 +423,166 @@ batchjob_guard(PG_FUNCTION_ARGS)
 		newtup = heap_modify_tuple_by_cols(newtup, desc, nrepl, repl_cols,
 										   repl_vals, repl_nulls);
 	return PointerGetDatum(newtup);
+}
+
+/*
+ * The arguments of batchjob_row_check, in the order of its SQL signature
+ * (batchjob--1.1--1.2.sql, which says why one function).
+ */
+enum
+{
+	RC_STATUS,
+	RC_ON_CHILD_FAILURE,
+	RC_IS_PARENT,
+	RC_JOB_ID,
+	RC_PARENT_JOB_ID,
+	RC_TOTAL_RECORDS,
+	RC_PROCESSED_RECORDS,
+	RC_SUCCESS_COUNT,
+	RC_ERROR_COUNT,
+	RC_CHILD_PENDING,
+	RC_CHILD_PROCESSING,
+	RC_CHILD_COMPLETED,
+	RC_CHILD_FAILED,
+	RC_CHILD_CANCELLED,
+	RC_BATCH_NUMBER,
+	RC_BATCH_OFFSET,
+	RC_BATCH_SIZE,
+	RC_ATTEMPTS,
+	RC_MAX_ATTEMPTS,
+	RC_NARGS
+};
+
+static const char *const rc_names[RC_NARGS] = {
+	"status", "on_child_failure", "is_parent", "job_id", "parent_job_id",
+	"total_records", "processed_records", "success_count", "error_count",
+	"child_pending", "child_processing", "child_completed", "child_failed",
+	"child_cancelled", "batch_number", "batch_offset", "batch_size",
+	"attempts", "max_attempts"
+};
+
+/*
+ * Raises what PostgreSQL raises for a broken CHECK constraint of
+ * batch_jobs (same SQLSTATE, message and error fields), with a detail
+ * naming the rule instead of printing the whole row.
+ */
+static void
+row_check_failed(FunctionCallInfo fcinfo, const char *constraint,
+				 const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CHECK_VIOLATION),
+			 errmsg("new row for relation \"%s\" violates check constraint \"%s\"",
+					"batch_jobs", constraint),
+			 errdetail_internal("%s", detail),
+			 err_generic_string(PG_DIAG_SCHEMA_NAME,
+								get_namespace_name(job_function_namespace(fcinfo))),
+			 err_generic_string(PG_DIAG_TABLE_NAME, "batch_jobs"),
+			 err_generic_string(PG_DIAG_CONSTRAINT_NAME, constraint)));
+}
+
+/*
+ * Each of the given int8 arguments is NULL or at least min; otherwise the
+ * constraint is broken.  As in SQL, a NULL passes.
+ */
+static void
+row_check_at_least(FunctionCallInfo fcinfo, const char *constraint,
+				   const int *args, int nargs, int64 min, bool is_int4)
+{
+	for (int i = 0; i < nargs; i++)
+	{
+		int			a = args[i];
+		int64		v;
+
+		if (PG_ARGISNULL(a))
+			continue;
+		v = is_int4 ? (int64) PG_GETARG_INT32(a) : PG_GETARG_INT64(a);
+		if (v < min)
+			row_check_failed(fcinfo, constraint,
+							 psprintf("%s is " INT64_FORMAT ", below " INT64_FORMAT ".",
+									  rc_names[a], v, min));
+	}
+}
+
+/* A text argument that is NULL or one of the words; else broken. */
+static void
+row_check_one_of(FunctionCallInfo fcinfo, const char *constraint, int a,
+				 const char *const *words, int nwords)
+{
+	text	   *t;
+	int			len;
+
+	if (PG_ARGISNULL(a))
+		return;
+	t = PG_GETARG_TEXT_PP(a);
+	len = VARSIZE_ANY_EXHDR(t);
+	for (int i = 0; i < nwords; i++)
+		if (strlen(words[i]) == (size_t) len &&
+			memcmp(VARDATA_ANY(t), words[i], len) == 0)
+			return;
+	row_check_failed(fcinfo, constraint,
+					 psprintf("%s \"%s\" is not one of its values.",
+							  rc_names[a], text_to_cstring(t)));
+}
+
+/*
+ * The CHECK constraint of batch_jobs.  The rules are the eight constraints
+ * of 1.0 and 1.1, checked in the order PostgreSQL checked them (by name)
+ * and reported under their names, so a row that broke one breaks the same
+ * one now.
+ */
+Datum
+batchjob_row_check(PG_FUNCTION_ARGS)
+{
+	static const int attempts[] = {RC_ATTEMPTS};
+	static const int max_attempts[] = {RC_MAX_ATTEMPTS};
+	static const int batch_int8[] = {RC_BATCH_OFFSET};
+	static const int batch_int4[] = {RC_BATCH_NUMBER};
+	static const int batch_size[] = {RC_BATCH_SIZE};
+	static const int children[] = {RC_CHILD_PENDING, RC_CHILD_PROCESSING,
+		RC_CHILD_COMPLETED, RC_CHILD_FAILED, RC_CHILD_CANCELLED};
+	static const int records[] = {RC_TOTAL_RECORDS, RC_PROCESSED_RECORDS,
+	RC_SUCCESS_COUNT, RC_ERROR_COUNT};
+	static const char *const failure_modes[] = {"continue", "fail_fast"};
+
+	if (PG_NARGS() != RC_NARGS)
+		elog(ERROR, "batchjob_row_check takes %d arguments, not %d",
+			 RC_NARGS, (int) PG_NARGS());
+
+	/* batch_jobs_attempts_check */
+	row_check_at_least(fcinfo, "batch_jobs_attempts_check", attempts, 1, 0, true);
+	row_check_at_least(fcinfo, "batch_jobs_attempts_check", max_attempts, 1, 1, true);
+	/* batch_jobs_batch_check */
+	row_check_at_least(fcinfo, "batch_jobs_batch_check", batch_int4, 1, 0, true);
+	row_check_at_least(fcinfo, "batch_jobs_batch_check", batch_int8, 1, 0, false);
+	row_check_at_least(fcinfo, "batch_jobs_batch_check", batch_size, 1, 1, true);
+	/* batch_jobs_child_counters_check */
+	row_check_at_least(fcinfo, "batch_jobs_child_counters_check",
+					   children, lengthof(children), 0, false);
+	/* batch_jobs_counters_check */
+	row_check_at_least(fcinfo, "batch_jobs_counters_check",
+					   records, lengthof(records), 0, false);
+	/* batch_jobs_not_own_parent_check */
+	if (!PG_ARGISNULL(RC_JOB_ID) && !PG_ARGISNULL(RC_PARENT_JOB_ID) &&
+		PG_GETARG_INT64(RC_JOB_ID) == PG_GETARG_INT64(RC_PARENT_JOB_ID))
+		row_check_failed(fcinfo, "batch_jobs_not_own_parent_check",
+						 "parent_job_id is the job's own job_id.");
+	/* batch_jobs_on_child_failure_check */
+	row_check_one_of(fcinfo, "batch_jobs_on_child_failure_check",
+					 RC_ON_CHILD_FAILURE, failure_modes, lengthof(failure_modes));
+	/* batch_jobs_processed_check: is_parent OR total IS NULL OR processed <= total */
+	if (!PG_ARGISNULL(RC_IS_PARENT) && !PG_GETARG_BOOL(RC_IS_PARENT) &&
+		!PG_ARGISNULL(RC_TOTAL_RECORDS) && !PG_ARGISNULL(RC_PROCESSED_RECORDS) &&
+		PG_GETARG_INT64(RC_PROCESSED_RECORDS) > PG_GETARG_INT64(RC_TOTAL_RECORDS))
+		row_check_failed(fcinfo, "batch_jobs_processed_check",
+						 psprintf("processed_records is " INT64_FORMAT ", above total_records " INT64_FORMAT ".",
+								  PG_GETARG_INT64(RC_PROCESSED_RECORDS),
+								  PG_GETARG_INT64(RC_TOTAL_RECORDS)));
+	/* batch_jobs_status_check */
+	row_check_one_of(fcinfo, "batch_jobs_status_check", RC_STATUS,
+					 job_status_names, JOB_NSTATUS);
+
+	PG_RETURN_BOOL(true);
 }
 
 /*

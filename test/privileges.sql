@@ -21,7 +21,7 @@
  * claims take exactly the jobs made here.
  */
 BEGIN;
-SELECT plan(348);
+SELECT plan(352);
 \ir pgtap/fixture.sql
 
 CREATE ROLE bjt_priv_worker;
@@ -94,6 +94,8 @@ INSERT INTO fmatrix VALUES
     ('batchjob_tenant_visible', '{text}', '{everyone}'),
     -- every reader of batch_job_progress evaluates it (inlined)
     ('batchjob_child_total', '{bigint,bigint,bigint,bigint,bigint}', '{everyone}'),
+    -- every role that writes batch_jobs evaluates it (its CHECK constraint)
+    ('batchjob_row_check', '{text,text,boolean,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,integer,bigint,integer,integer,integer}', '{everyone}'),
     ('batchjob_guard', '{}', '{}'),
     ('batchjob_rollup', '{}', '{}'),
     ('batchjob_truncate', '{}', '{}'),
@@ -120,7 +122,7 @@ SELECT set_eq(
         FROM fmatrix$$,
     'the matrix below names every function of the extension, with its signature');
 
--- 35 functions x 4 roles
+-- 36 functions x 4 roles
 SELECT function_privs_are('public', m.fn, m.args, m.role,
            CASE WHEN m.level = ANY (m.levels) OR 'everyone' = ANY (m.levels)
                 THEN ARRAY['EXECUTE'] ELSE ARRAY[]::name[] END,
@@ -610,6 +612,7 @@ SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
                    AND has_function_privilege('bjt_priv_nobody', p.oid, 'EXECUTE')
                  ORDER BY 1),
     ARRAY['batchjob_child_total(bigint,bigint,bigint,bigint,bigint)',
+          'batchjob_row_check(text,text,boolean,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,integer,bigint,integer,integer,integer)',
           'batchjob_tenant_visible(text)'],
     'grant: the refused grants gave the role nothing (but the PUBLIC functions)');
 
@@ -644,8 +647,9 @@ SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
                    AND has_function_privilege(r.role, p.oid, 'EXECUTE')
                  ORDER BY 1),
     ARRAY['batchjob_child_total(bigint,bigint,bigint,bigint,bigint)',
+          'batchjob_row_check(text,text,boolean,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,integer,bigint,integer,integer,integer)',
           'batchjob_tenant_visible(text)'],
-    format('revoke: %s may execute no batchjob function (but the PUBLIC batchjob_tenant_visible and batchjob_child_total)', r.level))
+    format('revoke: %s may execute no batchjob function (but the PUBLIC batchjob_tenant_visible, batchjob_child_total and batchjob_row_check)', r.level))
   FROM (SELECT * FROM roles ORDER BY level) r;
 SELECT is(ARRAY(SELECT rel || ' ' || p
                   FROM unnest(ARRAY['batch_jobs', 'batch_job_progress', 'batch_job_figures',
