@@ -281,6 +281,7 @@ extern int64 parent_child_counts(Oid nspid, int64 parent_id,
 extern int64 recount_children(Oid nspid, int64 parent_id,
 							  int64 figures[FOLD_NVALUES]);
 extern bool folder_is_busy(void);
+extern bool rollups_crowded(void);
 extern bool lock_parent_for_fold(int64 parent_id, bool wait);
 extern bool fold_parent(Oid nspid, int64 parent_id, const int64 *delta,
 						bool wait);

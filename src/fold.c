@@ -380,8 +380,25 @@ typedef enum BatchjobLock
 	BJ_LOCK_FOLD_RIGHT = 3,		/* per parent: the right to fold into it */
 	BJ_LOCK_FOLDER_BUSY = 4,	/* a folder has taken the rollups over */
 	BJ_LOCK_FOLDER = 5,			/* a folder serves the database */
-	BJ_LOCK_FOLDER_START = 6	/* a backend is starting a folder */
+	BJ_LOCK_FOLDER_START = 6,	/* a backend is starting a folder */
+	BJ_LOCK_ROLLUP_SLOT = 7		/* 7 and 8: the rollup slots (below) */
 } BatchjobLock;
+
+/*
+ * The rollup slots: the hand-off by rate across the database (issue 16).
+ * A folder takes the rollups over only once differences wait, which
+ * happens only when two transactions fold into one parent at once; workers
+ * spread over many parents never meet, and each paid a parent UPDATE per
+ * change, the cost of a change itself.  So each transaction that rolls up
+ * takes one of ROLLUP_SLOTS transaction-level locks without waiting, and
+ * holds it to its end; one that finds every slot held (that many other
+ * transactions are rolling up at this moment) leaves its difference to
+ * the folder, as under a busy folder.  A session working alone, or with
+ * one other, always gets a slot and folds at once, so its stored parent
+ * row shows its own change at once; the folder (started by the first
+ * deferral) takes the rollups over if the rate stays high.
+ */
+#define ROLLUP_SLOTS		2
 
 /*
  * The tag of one of the database-wide locks: every one is built here, so
@@ -450,6 +467,41 @@ folder_is_busy(void)
 		return false;
 	batchjob_locktag(&tag, MyDatabaseId, BJ_LOCK_FOLDER_BUSY);
 	return !lock_free_now(&tag, ShareLock);
+}
+
+/* The transaction that took a rollup slot, and whether it got one. */
+static LocalTransactionId slot_lxid = InvalidLocalTransactionId;
+static bool slot_held = false;
+
+/*
+ * Are so many other transactions rolling up right now that this one should
+ * leave its difference to the folder (see ROLLUP_SLOTS)?  Decided once per
+ * transaction: the first rollup tries for a slot, and one that got it keeps
+ * it to the end.  Never waits.  Never with batchjob.defer_when_busy off,
+ * and never in the folder, which is what the differences are left to.
+ */
+bool
+rollups_crowded(void)
+{
+	int			s;
+
+	if (!batchjob_defer_when_busy || folder_holds_lock)
+		return false;
+	if (slot_lxid != BJ_LOCAL_XID())
+	{
+		slot_held = false;
+		for (s = 0; s < ROLLUP_SLOTS && !slot_held; s++)
+		{
+			LOCKTAG		tag;
+
+			batchjob_locktag(&tag, MyDatabaseId,
+							 (BatchjobLock) (BJ_LOCK_ROLLUP_SLOT + s));
+			slot_held = LockAcquire(&tag, ExclusiveLock, false, true) !=
+				LOCKACQUIRE_NOT_AVAIL;
+		}
+		slot_lxid = BJ_LOCAL_XID();
+	}
+	return !slot_held;
 }
 
 /*

@@ -953,7 +953,7 @@ batchjob_rollup(PG_FUNCTION_ARGS)
 		}
 
 		qsort(sorted, n, sizeof(ParentDelta *), compare_parent_ids);
-		busy = n > 0 && folder_is_busy();
+		busy = n > 0 && (folder_is_busy() || rollups_crowded());
 		for (i = 0; i < n; i++)
 			apply_delta(nspid, sorted[i], busy);
 		job_spi_finish();
