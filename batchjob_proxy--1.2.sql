@@ -89,9 +89,8 @@ COMMENT ON FUNCTION @extschema@.batchjob_proxy_partitions() IS
     'how many partitions the foreign server batchjob lists';
 
 /*
- * The partition of a job: job_id & (n - 1).  PL/Proxy calls it as the
- * RUN ON hash.  A NULL id goes to partition 0, whose batchjob refuses it
- * with its own error (22004).
+ * The partition of a job: job_id & (n - 1), for the errors that name it
+ * and for batchjob_create_parent (routing uses batchjob_proxy_hash).
  */
 CREATE FUNCTION @extschema@.batchjob_proxy_partition_of(job_id bigint)
 RETURNS integer
@@ -104,6 +103,26 @@ $$;
 
 COMMENT ON FUNCTION @extschema@.batchjob_proxy_partition_of(bigint) IS
     'the partition that owns a job: job_id & (number of partitions - 1)';
+
+/*
+ * The RUN ON hash of a job: its id (a NULL id hashes to 0, so partition 0's
+ * batchjob refuses it with its own error, 22004).  PL/Proxy masks the hash
+ * with the number of partitions less one itself, which is
+ * batchjob_proxy_partition_of's job_id & (n - 1), without reading the
+ * foreign server's options at every call as that function does: routing
+ * through it cost each proxied call more than the hop.  A one-expression
+ * SQL function without a SET clause, so that PL/Proxy's query inlines it;
+ * COALESCE is not looked up in any schema, so no search_path changes it.
+ */
+CREATE FUNCTION @extschema@.batchjob_proxy_hash(job_id bigint)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+SELECT COALESCE(job_id, 0)
+$$;
+
+COMMENT ON FUNCTION @extschema@.batchjob_proxy_hash(bigint) IS
+    'the RUN ON hash of a job: its id, 0 for NULL (PL/Proxy takes it modulo the number of partitions)';
 
 /*
  * Whether a PL/Proxy error says a partition could not be reached (connect,
@@ -184,7 +203,7 @@ CREATE FUNCTION @extschema@.batchjob_proxy_progress(i_job_id bigint, i_processed
     i_succeeded bigint, i_failed bigint, i_worker text, i_attempt integer)
 RETURNS @extschema@.batch_jobs LANGUAGE plproxy AS $$
     CLUSTER 'batchjob';
-    RUN ON @extschema@.batchjob_proxy_partition_of(i_job_id);
+    RUN ON @extschema@.batchjob_proxy_hash(i_job_id);
     TARGET batchjob_progress;
 $$;
 
@@ -192,7 +211,7 @@ CREATE FUNCTION @extschema@.batchjob_proxy_heartbeat(i_job_id bigint, i_worker t
     i_lease interval, i_attempt integer)
 RETURNS boolean LANGUAGE plproxy AS $$
     CLUSTER 'batchjob';
-    RUN ON @extschema@.batchjob_proxy_partition_of(i_job_id);
+    RUN ON @extschema@.batchjob_proxy_hash(i_job_id);
     TARGET batchjob_heartbeat;
 $$;
 
@@ -200,7 +219,7 @@ CREATE FUNCTION @extschema@.batchjob_proxy_complete(i_job_id bigint, i_worker te
     i_attempt integer)
 RETURNS @extschema@.batch_jobs LANGUAGE plproxy AS $$
     CLUSTER 'batchjob';
-    RUN ON @extschema@.batchjob_proxy_partition_of(i_job_id);
+    RUN ON @extschema@.batchjob_proxy_hash(i_job_id);
     TARGET batchjob_complete;
 $$;
 
@@ -208,21 +227,21 @@ CREATE FUNCTION @extschema@.batchjob_proxy_fail(i_job_id bigint, i_error_details
     i_retry boolean, i_worker text, i_attempt integer)
 RETURNS @extschema@.batch_jobs LANGUAGE plproxy AS $$
     CLUSTER 'batchjob';
-    RUN ON @extschema@.batchjob_proxy_partition_of(i_job_id);
+    RUN ON @extschema@.batchjob_proxy_hash(i_job_id);
     TARGET batchjob_fail;
 $$;
 
 CREATE FUNCTION @extschema@.batchjob_proxy_cancel(i_job_id bigint)
 RETURNS bigint LANGUAGE plproxy AS $$
     CLUSTER 'batchjob';
-    RUN ON @extschema@.batchjob_proxy_partition_of(i_job_id);
+    RUN ON @extschema@.batchjob_proxy_hash(i_job_id);
     TARGET batchjob_cancel;
 $$;
 
 CREATE FUNCTION @extschema@.batchjob_proxy_retry(i_job_id bigint)
 RETURNS @extschema@.batch_jobs LANGUAGE plproxy AS $$
     CLUSTER 'batchjob';
-    RUN ON @extschema@.batchjob_proxy_partition_of(i_job_id);
+    RUN ON @extschema@.batchjob_proxy_hash(i_job_id);
     TARGET batchjob_retry;
 $$;
 
@@ -232,28 +251,28 @@ CREATE FUNCTION @extschema@.batchjob_proxy_child_counts(i_parent_job_id bigint,
     OUT failed bigint, OUT cancelled bigint, OUT total bigint)
 RETURNS record LANGUAGE plproxy AS $$
     CLUSTER 'batchjob';
-    RUN ON @extschema@.batchjob_proxy_partition_of(i_parent_job_id);
+    RUN ON @extschema@.batchjob_proxy_hash(i_parent_job_id);
     TARGET batchjob_child_counts;
 $$;
 
 CREATE FUNCTION @extschema@.batchjob_proxy_children(i_parent_job_id bigint)
 RETURNS SETOF @extschema@.batch_jobs LANGUAGE plproxy AS $$
     CLUSTER 'batchjob';
-    RUN ON @extschema@.batchjob_proxy_partition_of(i_parent_job_id);
+    RUN ON @extschema@.batchjob_proxy_hash(i_parent_job_id);
     TARGET batchjob_children;
 $$;
 
 CREATE FUNCTION @extschema@.batchjob_proxy_refresh_parent(i_parent_job_id bigint)
 RETURNS @extschema@.batch_jobs LANGUAGE plproxy AS $$
     CLUSTER 'batchjob';
-    RUN ON @extschema@.batchjob_proxy_partition_of(i_parent_job_id);
+    RUN ON @extschema@.batchjob_proxy_hash(i_parent_job_id);
     TARGET batchjob_refresh_parent;
 $$;
 
 CREATE FUNCTION @extschema@.batchjob_proxy_fold(i_parent_job_id bigint)
 RETURNS bigint LANGUAGE plproxy AS $$
     CLUSTER 'batchjob';
-    RUN ON @extschema@.batchjob_proxy_partition_of(i_parent_job_id);
+    RUN ON @extschema@.batchjob_proxy_hash(i_parent_job_id);
     TARGET batchjob_fold;
 $$;
 
@@ -261,7 +280,7 @@ CREATE FUNCTION @extschema@.batchjob_proxy_split(i_parent_job_id bigint,
     i_total_records bigint, i_batch_size integer)
 RETURNS SETOF @extschema@.batch_jobs LANGUAGE plproxy AS $$
     CLUSTER 'batchjob';
-    RUN ON @extschema@.batchjob_proxy_partition_of(i_parent_job_id);
+    RUN ON @extschema@.batchjob_proxy_hash(i_parent_job_id);
     TARGET batchjob_split;
 $$;
 
@@ -270,7 +289,7 @@ CREATE FUNCTION @extschema@.batchjob_proxy_create_child(i_parent_job_id bigint,
     i_criteria jsonb, i_priority integer)
 RETURNS @extschema@.batch_jobs LANGUAGE plproxy AS $$
     CLUSTER 'batchjob';
-    RUN ON @extschema@.batchjob_proxy_partition_of(i_parent_job_id);
+    RUN ON @extschema@.batchjob_proxy_hash(i_parent_job_id);
     TARGET batchjob_create_child;
 $$;
 
@@ -279,7 +298,7 @@ CREATE FUNCTION @extschema@.batchjob_proxy_create_parent(i_criteria jsonb,
     i_on_child_failure text, i_parent_job_id bigint)
 RETURNS @extschema@.batch_jobs LANGUAGE plproxy AS $$
     CLUSTER 'batchjob';
-    RUN ON @extschema@.batchjob_proxy_partition_of(i_parent_job_id);
+    RUN ON @extschema@.batchjob_proxy_hash(i_parent_job_id);
     TARGET batchjob_create_parent;
 $$;
 
@@ -288,7 +307,7 @@ CREATE FUNCTION @extschema@.batchjob_proxy_complete(i_job_ids bigint[], i_worker
 RETURNS SETOF bigint LANGUAGE plproxy AS $$
     CLUSTER 'batchjob';
     SPLIT i_job_ids;
-    RUN ON @extschema@.batchjob_proxy_partition_of(i_job_ids);
+    RUN ON @extschema@.batchjob_proxy_hash(i_job_ids);
     TARGET batchjob_complete;
 $$;
 
@@ -297,7 +316,7 @@ CREATE FUNCTION @extschema@.batchjob_proxy_fail(i_job_ids bigint[], i_error_deta
 RETURNS SETOF bigint LANGUAGE plproxy AS $$
     CLUSTER 'batchjob';
     SPLIT i_job_ids;
-    RUN ON @extschema@.batchjob_proxy_partition_of(i_job_ids);
+    RUN ON @extschema@.batchjob_proxy_hash(i_job_ids);
     TARGET batchjob_fail;
 $$;
 
@@ -992,7 +1011,8 @@ BEGIN
            AND p.proname OPERATOR(pg_catalog.<>) ALL (ARRAY['batchjob_grant', 'batchjob_revoke'])
            AND (wanted IS NULL
                 OR p.proname OPERATOR(pg_catalog.=) ANY (ARRAY['batchjob_proxy_partitions',
-                    'batchjob_proxy_partition_of', 'batchjob_proxy_is_unreachable',
+                    'batchjob_proxy_partition_of', 'batchjob_proxy_hash',
+                    'batchjob_proxy_is_unreachable',
                     'batchjob_proxy_raise', 'batchjob_proxy_progress_all'])
                 OR pg_catalog.regexp_replace(p.proname, '^batchjob_(proxy_)?|_on$', '', 'g')
                    OPERATOR(pg_catalog.=) ANY (wanted))
