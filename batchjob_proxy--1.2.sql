@@ -355,6 +355,22 @@ RETURNS SETOF @extschema@.batch_jobs LANGUAGE plproxy AS $$
       FROM batchjob_claim(i_worker, i_max_jobs, i_lease) r;
 $$;
 
+CREATE FUNCTION @extschema@.batchjob_proxy_complete_and_claim_on(i_partition integer,
+    i_done bigint[], i_worker text, i_max_jobs integer, i_lease interval)
+RETURNS SETOF @extschema@.batch_jobs LANGUAGE plproxy AS $$
+    CLUSTER 'batchjob';
+    RUN ON i_partition;
+    SELECT r.job_id, r.status, r.criteria, r.total_records,
+           r.processed_records, r.success_count, r.error_count,
+           r.error_details, r.created_by, r.priority, r.is_parent,
+           r.parent_job_id, r.batch_number, r.batch_offset, r.batch_size,
+           r.child_pending, r.child_processing, r.child_completed,
+           r.child_failed, r.child_cancelled, r.created_at, r.updated_at,
+           r.started_at, r.completed_at, r.run_at, r.locked_by,
+           r.locked_until, r.attempts, r.max_attempts, r.on_child_failure
+      FROM batchjob_complete_and_claim(i_done, i_worker, i_max_jobs, i_lease) r;
+$$;
+
 CREATE FUNCTION @extschema@.batchjob_proxy_next_pending_on(i_partition integer)
 RETURNS SETOF @extschema@.batch_jobs LANGUAGE plproxy AS $$
     CLUSTER 'batchjob';
@@ -811,6 +827,66 @@ BEGIN
 END;
 $$;
 
+/*
+ * Batch mode.  When the done jobs are all of one partition (or there are
+ * none), one call of that partition's batchjob_complete_and_claim
+ * completes them and claims, in one remote transaction and one hop, all
+ * or nothing as on one database; only when it claimed fewer than max_jobs
+ * does the claim go on through the other partitions, as batchjob_claim
+ * does.  Done jobs of several partitions are completed first as
+ * batchjob_complete(done, worker) does through the proxy (each partition
+ * its own transaction), then the claim follows.  With nothing to complete,
+ * an unreachable partition is skipped; with jobs to complete on it, its
+ * error names it.
+ */
+CREATE FUNCTION @extschema@.batchjob_complete_and_claim(done bigint[], worker text,
+    max_jobs integer DEFAULT 1, lease interval DEFAULT '5 minutes')
+RETURNS SETOF @extschema@.batch_jobs
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer := @extschema@.batchjob_proxy_partitions();
+    parts integer[];
+    part integer;
+    got bigint := 0;
+    st text;
+    msg text;
+    det text;
+    hnt text;
+BEGIN
+    SELECT pg_catalog.array_agg(DISTINCT (d OPERATOR(pg_catalog.&)
+                                          (n OPERATOR(pg_catalog.-) 1)::bigint)::integer)
+      INTO parts
+      FROM pg_catalog.unnest(done) AS d;
+    IF COALESCE(pg_catalog.cardinality(parts), 0) OPERATOR(pg_catalog.<=) 1 THEN
+        part := COALESCE(parts[1],
+                         pg_catalog.floor(pg_catalog.random() OPERATOR(pg_catalog.*) n)::integer);
+        BEGIN
+            RETURN QUERY SELECT * FROM @extschema@.batchjob_proxy_complete_and_claim_on(
+                part, done, worker, max_jobs, lease);
+            GET DIAGNOSTICS got = ROW_COUNT;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+                det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+            IF parts IS NOT NULL
+               OR NOT @extschema@.batchjob_proxy_is_unreachable(msg) THEN
+                PERFORM @extschema@.batchjob_proxy_raise(part, st, msg, det, hnt);
+            END IF;
+        END;
+    ELSE
+        PERFORM @extschema@.batchjob_complete(done, worker);
+    END IF;
+    IF got OPERATOR(pg_catalog.<) max_jobs THEN
+        RETURN QUERY SELECT * FROM @extschema@.batchjob_claim(worker,
+            (max_jobs OPERATOR(pg_catalog.-) got)::integer, lease);
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION @extschema@.batchjob_complete_and_claim(bigint[], text, integer, interval) IS
+    'completes done and claims up to max_jobs through the proxy: one remote call when done is of one partition';
+
 /* The best PENDING job of all partitions (a read: it claims nothing). */
 CREATE FUNCTION @extschema@.batchjob_next_pending()
 RETURNS @extschema@.batch_jobs
@@ -971,7 +1047,7 @@ BEGIN
     END IF;
     wanted := CASE level
         WHEN 'worker' THEN ARRAY['children', 'child_counts', 'next_pending', 'claim',
-            'heartbeat', 'progress', 'complete', 'fail']
+            'heartbeat', 'progress', 'complete', 'fail', 'complete_and_claim']
         WHEN 'submitter' THEN ARRAY['children', 'child_counts', 'next_pending',
             'create_parent', 'create_child', 'split', 'cancel', 'retry']
         WHEN 'admin' THEN NULL

@@ -309,6 +309,30 @@ is($app, "2\nCOMPLETED\n1/1", 'a role granted submitter and worker on the proxy 
 my ($rc, $out, $err) = $proxy->psql('px', 'SET ROLE app; SELECT batchjob_reap()');
 like($err, qr/permission denied for function batchjob_reap/, 'but may not reap (admin only)');
 
+# ---- batch mode through the proxy: batchjob_complete_and_claim ----
+# Five more children for app, so 6 are pending (1 is left of the parent
+# above).  Two claimed; completed while 3 more are claimed; those 3
+# completed while the last one is claimed; that one completed with nothing
+# left to claim.  Whichever partitions the claims visited (one remote call
+# when the done jobs are of one partition, a complete per partition then a
+# claim when not), every job is completed once.
+my $batch = $proxy->safe_psql('px', q{
+	SET ROLE app;
+	SELECT job_id FROM batchjob_create_parent('{"app": 2}', 'app') \gset p_
+	SELECT count(*) FROM batchjob_split(:p_job_id, 50, 10) \gset s_
+	SELECT array_agg(job_id) AS ids FROM batchjob_claim('app-b', 2) \gset a_
+	SELECT array_agg(job_id) AS ids FROM batchjob_complete_and_claim(:'a_ids', 'app-b', 3) \gset b_
+	SELECT array_agg(job_id) AS ids FROM batchjob_complete_and_claim(:'b_ids', 'app-b', 3) \gset c_
+	SELECT count(*) AS n FROM batchjob_complete_and_claim(:'c_ids', 'app-b', 3) \gset d_
+	SELECT concat_ws(' ', cardinality(:'a_ids'::bigint[]), cardinality(:'b_ids'::bigint[]),
+	                 cardinality(:'c_ids'::bigint[]), :d_n);
+	SELECT (pending + processing) || ' ' || completed
+	  FROM batch_job_progress WHERE job_id = :p_job_id;
+	SELECT count(*) FROM batchjob_claim('app-b', 10);
+});
+is($batch, "2 3 1 0\n0 5\n0",
+	'a worker in batch mode through the proxy: claims 2, then 3, 1 and 0 while completing the last batch; the new parent\'s 5 jobs completed, none left');
+
 # ---- what a proxy-side ROLLBACK does not undo ----
 my $rb = $proxy->safe_psql('px', q{
 	BEGIN;
