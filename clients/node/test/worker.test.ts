@@ -3,11 +3,15 @@
  * with injected failures (each job finished once, sums exact, verify()
  * empty), and its connections terminated in the middle of a batch (no job
  * lost or doubled, the LISTEN connection comes back); both also in batch
- * mode (batchSize 100 above concurrency 8).
+ * mode (batchSize 100 above concurrency 8); and batch mode's completes
+ * that claim in the same call (batchjob_complete_and_claim), except while
+ * the worker stops.
  */
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+
+import pg from 'pg';
 
 import { BatchJobs, JobFailure, Worker, type BatchJob } from 'batchjob';
 
@@ -261,4 +265,93 @@ test('completions ride on the next claim; a job of the batch taken away loses on
 	const counts = await api.childCounts(parent.job_id);
 	assert.equal(counts.cancelled, 1n);
 	assert.equal(counts.processing, 0n);
+});
+
+test('batch mode claims with its completes (batchjob_complete_and_claim); a stopping worker does not', async () => {
+	const JOBS = 30;
+	/* the 11th job's handler waits here, with the worker full: 1 running, 3 claimed ahead */
+	const HELD = 11;
+	const CAPACITY = 4;
+	const parent = await api.createParent({ run: 'ride' }, 'tester');
+	await api.split(parent.job_id, JOBS, 1);
+
+	let openGate: () => void = () => undefined;
+	const gate = new Promise<void>((resolve) => {
+		openGate = resolve;
+	});
+	const order: bigint[] = [];
+	/* its own pool, ended here: a backend's function statistics are sent at the latest when it exits */
+	const pool = new pg.Pool({ database: db.database, max: 4, options: '-c track_functions=all' });
+	pool.on('error', () => undefined);
+	const worker = new Worker<unknown>({
+		pool,
+		name: 'ride',
+		concurrency: 1,
+		/* above concurrency: batch mode, up to 2 claims of 2 held */
+		batchSize: 2,
+		pollIntervalMs: 50,
+		shutdownTimeoutMs: 600_000,
+		handleSignals: false,
+		handler: async (job: BatchJob) => {
+			order.push(job.job_id);
+			if (order.length === HELD)
+				await gate;
+		},
+	});
+	let stopping = false;
+	const rides: { done: bigint[]; maxJobs: number; stopping: boolean }[] = [];
+	const completes: { stopping: boolean }[] = [];
+	const completeAndClaim = worker.api.completeAndClaim.bind(worker.api);
+	worker.api.completeAndClaim = (ids, name, options) => {
+		rides.push({ done: ids.map(BigInt), maxJobs: options?.maxJobs ?? 1, stopping });
+		return completeAndClaim(ids, name, options);
+	};
+	const complete = worker.api.complete.bind(worker.api) as (ids: unknown, claim: unknown) => Promise<unknown>;
+	(worker.api as { complete: unknown }).complete = (ids: unknown, claim: unknown) => {
+		completes.push({ stopping });
+		return complete(ids, claim);
+	};
+	const a = audit(worker);
+	const held = async (): Promise<number> => {
+		const r = await db.sql(`SELECT count(*) AS n FROM batch_jobs WHERE locked_by = $1 AND status = 'PROCESSING'`, [worker.id]);
+		return Number(r.rows[0].n);
+	};
+	await worker.start();
+	await eventually(
+		async () => order.length === HELD && a.done.size === HELD - 1 && await held() === CAPACITY,
+		'the first 10 jobs done, the worker holding 4, the 11th running',
+	);
+
+	/* each of the first 10 jobs was completed by a call that also claimed, none by a plain complete */
+	assert.deepEqual(completes, []);
+	assert.ok(rides.length > 0);
+	assert.deepEqual(rides.flatMap((r) => r.done).sort(), order.slice(0, HELD - 1).sort());
+	assert.ok(rides.every((r) => r.maxJobs >= 1 && r.maxJobs <= 2), 'at most batchSize, within the room');
+
+	/* stopping: the running job's complete claims nothing, the jobs claimed ahead go back */
+	const stopped = worker.stop();
+	stopping = true;
+	openGate();
+	await stopped;
+	assert.deepEqual(rides.filter((r) => r.stopping), []);
+	assert.deepEqual(completes, [{ stopping: true }]);
+	assert.equal(a.done.size, HELD);
+	assert.ok(a.done.has(order[HELD - 1]!));
+	assert.deepEqual(a.lost, []);
+	const r = await db.sql(
+		`SELECT count(*) FILTER (WHERE status = 'COMPLETED') AS completed,
+		        count(*) FILTER (WHERE status = 'PENDING' AND attempts = 1) AS released,
+		        count(*) FILTER (WHERE status = 'PENDING' AND attempts = 0) AS untouched
+		   FROM batch_jobs WHERE parent_job_id = $1`,
+		[parent.job_id],
+	);
+	assert.deepEqual(r.rows[0], { completed: String(HELD), released: String(CAPACITY - 1), untouched: String(JOBS - HELD - CAPACITY + 1) });
+
+	/* the server counted the same calls (the statistics arrive when the backends exit) */
+	await pool.end();
+	await eventually(async () => {
+		const s = await db.sql(`SELECT coalesce(sum(calls), 0) AS n FROM pg_stat_user_functions WHERE funcname = 'batchjob_complete_and_claim'`);
+		return Number(s.rows[0].n) === rides.length;
+	}, `the server to count ${rides.length} calls of batchjob_complete_and_claim`);
+	assert.deepEqual(await api.verify(), []);
 });
