@@ -174,6 +174,8 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 	private listenClient: PoolClient | undefined;
 	private dropListenClient: (() => void) | undefined;
 	private needAdopt = false;
+	/** Jobs settled while adopt() reads: its rows may still show them PROCESSING. */
+	private settledWhileAdopting: Set<bigint> | undefined;
 	/** Resolved when stop() is called. */
 	private readonly stopSignal: Promise<void>;
 	private resolveStop: () => void = () => undefined;
@@ -509,13 +511,21 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 	 * know of: those of a claim whose answer was lost with its connection.
 	 */
 	private async adopt(): Promise<void> {
-		const rows = await query<BatchJob<C> & Record<string, unknown>>(
-			this.pool,
-			`SELECT * FROM ${this.api.qualify('batch_jobs')} WHERE locked_by = $1 AND status = 'PROCESSING' ORDER BY job_id`,
-			[this.id],
-		);
+		/* a job completed while the read is on its way would be taken up again */
+		const settled = new Set<bigint>();
+		this.settledWhileAdopting = settled;
+		let rows: BatchJob<C>[];
+		try {
+			rows = await query<BatchJob<C> & Record<string, unknown>>(
+				this.pool,
+				`SELECT * FROM ${this.api.qualify('batch_jobs')} WHERE locked_by = $1 AND status = 'PROCESSING' ORDER BY job_id`,
+				[this.id],
+			);
+		} finally {
+			this.settledWhileAdopting = undefined;
+		}
 		for (const job of rows) {
-			if (!this.active.has(job.job_id) && !this.queued.some((r) => r.job.job_id === job.job_id))
+			if (!settled.has(job.job_id) && !this.active.has(job.job_id) && !this.queued.some((r) => r.job.job_id === job.job_id))
 				this.enqueue(job);
 		}
 		this.startQueued();
@@ -620,6 +630,7 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 
 	private settle(r: Running<C>): void {
 		clearInterval(r.heartbeat);
+		this.settledWhileAdopting?.add(r.job.job_id);
 		if (this.active.get(r.job.job_id) === r)
 			this.active.delete(r.job.job_id);
 		const i = this.queued.indexOf(r);
