@@ -154,8 +154,12 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 	/** Completions waiting for the next batched complete, and whether one is on its way. */
 	private completions: { r: Running<C>; resolve: (out: Outcome<BatchJob<C>>) => void }[] = [];
 	private completing = false;
-	/** Jobs the claims on their way asked for. */
+	/** Jobs the claims on their way asked for (complete-and-claim calls included). */
 	private reserved = 0;
+	/** A batched complete that also claims, on its way (see flushCompletions). */
+	private riding: Promise<unknown> | undefined;
+	/** The server has no batchjob_complete_and_claim for this role (older extension, no grant). */
+	private noCompleteAndClaim = false;
 	/** The last claim came back short (the queue is empty for now), or failed. */
 	private drained = false;
 	private claimFailed = false;
@@ -170,6 +174,8 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 	private listenClient: PoolClient | undefined;
 	private dropListenClient: (() => void) | undefined;
 	private needAdopt = false;
+	/** Jobs settled while adopt() reads: its rows may still show them PROCESSING. */
+	private settledWhileAdopting: Set<bigint> | undefined;
 	/** Resolved when stop() is called. */
 	private readonly stopSignal: Promise<void>;
 	private resolveStop: () => void = () => undefined;
@@ -261,6 +267,8 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 		this.dropListenClient?.();
 		await this.loopDone;
 		await this.listenDone;
+		/* the jobs a complete-and-claim on its way brings are handed back below too */
+		await this.riding;
 
 		/* jobs that never started go back at once */
 		const unstarted = this.queued.splice(0).map((r) => this.release(r));
@@ -414,7 +422,7 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 			}
 			if (this.needAdopt) {
 				/* an answer still on its way would be adopted twice */
-				if (claims.size > 0) {
+				if (claims.size > 0 || this.riding !== undefined) {
 					await this.idle(this.pollIntervalMs);
 					continue;
 				}
@@ -485,12 +493,17 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 			this.claimFailed = true;
 			return false;
 		}
+		this.takeClaimed(jobs, want);
+		return true;
+	}
+
+	/** Takes up the jobs a claim of `want` returned; fewer means the queue is empty for now. */
+	private takeClaimed(jobs: BatchJob<C>[], want: number): void {
 		for (const job of jobs)
 			this.enqueue(job);
 		if (jobs.length < want)
 			this.drained = true;
 		this.startQueued();
-		return true;
 	}
 
 	/**
@@ -498,13 +511,21 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 	 * know of: those of a claim whose answer was lost with its connection.
 	 */
 	private async adopt(): Promise<void> {
-		const rows = await query<BatchJob<C> & Record<string, unknown>>(
-			this.pool,
-			`SELECT * FROM ${this.api.qualify('batch_jobs')} WHERE locked_by = $1 AND status = 'PROCESSING' ORDER BY job_id`,
-			[this.id],
-		);
+		/* a job completed while the read is on its way would be taken up again */
+		const settled = new Set<bigint>();
+		this.settledWhileAdopting = settled;
+		let rows: BatchJob<C>[];
+		try {
+			rows = await query<BatchJob<C> & Record<string, unknown>>(
+				this.pool,
+				`SELECT * FROM ${this.api.qualify('batch_jobs')} WHERE locked_by = $1 AND status = 'PROCESSING' ORDER BY job_id`,
+				[this.id],
+			);
+		} finally {
+			this.settledWhileAdopting = undefined;
+		}
 		for (const job of rows) {
-			if (!this.active.has(job.job_id) && !this.queued.some((r) => r.job.job_id === job.job_id))
+			if (!settled.has(job.job_id) && !this.active.has(job.job_id) && !this.queued.some((r) => r.job.job_id === job.job_id))
 				this.enqueue(job);
 		}
 		this.startQueued();
@@ -609,6 +630,7 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 
 	private settle(r: Running<C>): void {
 		clearInterval(r.heartbeat);
+		this.settledWhileAdopting?.add(r.job.job_id);
 		if (this.active.get(r.job.job_id) === r)
 			this.active.delete(r.job.job_id);
 		const i = this.queued.indexOf(r);
@@ -717,11 +739,15 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 	 * transaction, one commit and one round trip (a commit per job is what
 	 * bounds a worker of short jobs; the array form also rolls each parent
 	 * up once per statement, where a call per job would do it per job,
-	 * about 7 times the server time in a try).  The array form is all or
-	 * nothing: when it fails (a job no longer ours fails it whole), each
-	 * job of it is completed on its own, as without batching; after a lost
-	 * connection, as a call whose answer was lost.  It returns a count,
-	 * not rows: job:done then gets the job as claimed, status COMPLETED.
+	 * about 7 times the server time in a try).  When the worker has room
+	 * for more jobs, the same call claims them too
+	 * (batchjob_complete_and_claim): the claim rides on the completion's
+	 * commit instead of taking a round trip and a commit of its own.
+	 * Either form is all or nothing: when it fails (a job no longer ours
+	 * fails it whole), each job of it is completed on its own, as without
+	 * batching; after a lost connection, as a call whose answer was lost.
+	 * It returns a count or the claimed jobs, not the completed rows:
+	 * job:done then gets the job as claimed, status COMPLETED.
 	 */
 	private completeBatched(r: Running<C>): Promise<Outcome<BatchJob<C>>> {
 		return new Promise((resolve) => {
@@ -744,8 +770,20 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 			const batch = all.filter(({ r }) =>
 				this.active.get(r.job.job_id) === r && !this.queued.some((q) => q.job.job_id === r.job.job_id));
 			const single = all.filter((c) => !batch.includes(c));
+			const want = this.roomAfter(batch.length);
 			let lost = false;
-			if (batch.length > 1) {
+			if (batch.length > 0 && want > 0) {
+				/* no await between roomAfter() and here: `riding` is set before anything else runs */
+				const ride = this.completeAndClaim(batch, want);
+				this.riding = ride;
+				const out = await ride;
+				this.riding = undefined;
+				/* claimLoop may wait for this answer (room, adopt) */
+				this.kick();
+				if (out === 'ok')
+					batch.length = 0;
+				lost = out === 'lost';
+			} else if (batch.length > 1) {
 				try {
 					const n = await this.api.complete(batch.map((b) => b.r.job.job_id), { worker: this.id });
 					if (n === BigInt(batch.length)) {
@@ -765,6 +803,57 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 			}
 		}
 		this.completing = false;
+	}
+
+	/**
+	 * Completes the batch's jobs and claims up to `want` in one call,
+	 * reserving `want` as claimLoop reserves a claim's, so that it does not
+	 * claim the same room meanwhile.  Resolves once the claimed jobs are
+	 * taken up (shutdown and adopt() wait for that), with 'ok' when the
+	 * batch is completed, 'lost' when the connection failed (both halves
+	 * may have committed: the claimed jobs are left to adopt()), 'failed'
+	 * when the server refused it (nothing committed).
+	 */
+	private async completeAndClaim(
+		batch: { r: Running<C>; resolve: (out: Outcome<BatchJob<C>>) => void }[],
+		want: number,
+	): Promise<'ok' | 'lost' | 'failed'> {
+		this.reserved += want;
+		try {
+			const jobs = await this.api.completeAndClaim(batch.map((b) => b.r.job.job_id), this.id, {
+				maxJobs: want,
+				lease: leaseParam(this.lease),
+			});
+			for (const { r, resolve } of batch)
+				resolve({ kind: 'ok', value: { ...r.job, status: 'COMPLETED' } });
+			this.takeClaimed(jobs, want);
+			return 'ok';
+		} catch (err) {
+			if (isConnectionError(err)) {
+				this.emitError(err);
+				this.needAdopt = true;
+				return 'lost';
+			}
+			if (isMissingFunction(err))
+				this.noCompleteAndClaim = true;
+			return 'failed';
+		} finally {
+			this.reserved -= want;
+		}
+	}
+
+	/**
+	 * How many jobs a complete of `completing` held jobs may claim: the
+	 * room claimLoop would see once they are finished, at most batchSize.
+	 * None while stopping (a stopping worker claims nothing), while a lost
+	 * claim's jobs wait to be adopted (adopt() and this answer would both
+	 * take them up), or when the server lacks the call.
+	 */
+	private roomAfter(completing: number): number {
+		if (this.stopping || this.needAdopt || this.noCompleteAndClaim)
+			return 0;
+		const free = this.capacity - (this.active.size - completing) - this.queued.length - this.reserved;
+		return Math.max(0, Math.min(free, this.batchSize));
 	}
 
 	/** The job's row now, read again until the connection allows. */
@@ -798,6 +887,12 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 			}
 		}
 	}
+}
+
+/** The call does not exist, or this role may not run it: a server without batchjob_complete_and_claim. */
+function isMissingFunction(err: unknown): boolean {
+	const code = (err as { code?: unknown } | null)?.code;
+	return code === '42883' || code === '42501';
 }
 
 function errorMessage(err: unknown): string {

@@ -3,13 +3,17 @@
  * with injected failures (each job finished once, sums exact, verify()
  * empty), and its connections terminated in the middle of a batch (no job
  * lost or doubled, the LISTEN connection comes back); both also in batch
- * mode (batchSize 100 above concurrency 8).
+ * mode (batchSize 100 above concurrency 8); and batch mode's completes
+ * that claim in the same call (batchjob_complete_and_claim), except while
+ * the worker stops, and when one's answer is lost or it is refused.
  */
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import { BatchJobs, JobFailure, Worker, type BatchJob } from 'batchjob';
+import pg from 'pg';
+
+import { BatchJobs, ConflictError, JobFailure, Worker, type BatchJob } from 'batchjob';
 
 import { eventually, testDb, type TestDb } from './helpers.js';
 
@@ -261,4 +265,165 @@ test('completions ride on the next claim; a job of the batch taken away loses on
 	const counts = await api.childCounts(parent.job_id);
 	assert.equal(counts.cancelled, 1n);
 	assert.equal(counts.processing, 0n);
+});
+
+test('batch mode claims with its completes (batchjob_complete_and_claim); a stopping worker does not', async () => {
+	const JOBS = 30;
+	/* the 11th job's handler waits here while the worker stops */
+	const GATED = 11;
+	const parent = await api.createParent({ run: 'ride' }, 'tester');
+	await api.split(parent.job_id, JOBS, 1);
+
+	let openGate: () => void = () => undefined;
+	const gate = new Promise<void>((resolve) => {
+		openGate = resolve;
+	});
+	const order: bigint[] = [];
+	/* its own pool, ended here: a backend's function statistics are sent at the latest when it exits */
+	const pool = new pg.Pool({ database: db.database, max: 4, options: '-c track_functions=all' });
+	pool.on('error', () => undefined);
+	const worker = new Worker<unknown>({
+		pool,
+		name: 'ride',
+		concurrency: 1,
+		/* above concurrency: batch mode, up to 2 claims of 2 held */
+		batchSize: 2,
+		pollIntervalMs: 50,
+		shutdownTimeoutMs: 600_000,
+		handleSignals: false,
+		handler: async (job: BatchJob) => {
+			order.push(job.job_id);
+			if (order.length === GATED)
+				await gate;
+		},
+	});
+	/* every call that completes or claims, and whether the worker was stopping */
+	let stopping = false;
+	const rides: { done: bigint[]; maxJobs: number; stopping: boolean }[] = [];
+	const claims: { stopping: boolean }[] = [];
+	const completes: { stopping: boolean }[] = [];
+	const claimed = new Set<bigint>();
+	const completeAndClaim = worker.api.completeAndClaim.bind(worker.api);
+	worker.api.completeAndClaim = async (ids, name, options) => {
+		rides.push({ done: ids.map(BigInt), maxJobs: options?.maxJobs ?? 1, stopping });
+		const jobs = await completeAndClaim(ids, name, options);
+		for (const j of jobs)
+			claimed.add(j.job_id);
+		return jobs;
+	};
+	const claim = worker.api.claim.bind(worker.api);
+	worker.api.claim = async (name, options) => {
+		claims.push({ stopping });
+		const jobs = await claim(name, options);
+		for (const j of jobs)
+			claimed.add(j.job_id);
+		return jobs;
+	};
+	const complete = worker.api.complete.bind(worker.api) as (ids: unknown, claim: unknown) => Promise<unknown>;
+	(worker.api as { complete: unknown }).complete = (ids: unknown, ref: unknown) => {
+		completes.push({ stopping });
+		return complete(ids, ref);
+	};
+	const a = audit(worker);
+	await worker.start();
+	await eventually(() => order.length === GATED && a.done.size === GATED - 1, 'the first 10 jobs done, the 11th running');
+
+	/*
+	 * Each of the first 10 was completed by a call that also claimed (the
+	 * worker never holds more than it may, so the jobs a complete finishes
+	 * are always room), none by a plain complete.
+	 */
+	assert.deepEqual(completes, []);
+	assert.ok(rides.length > 0);
+	assert.deepEqual(rides.flatMap((r) => r.done).sort(), order.slice(0, GATED - 1).sort());
+	assert.ok(rides.every((r) => r.maxJobs >= 1 && r.maxJobs <= 2), 'at most batchSize');
+
+	/* stopping: the running job's complete claims nothing, the jobs claimed ahead go back */
+	const stopped = worker.stop();
+	stopping = true;
+	openGate();
+	await stopped;
+	assert.deepEqual(rides.filter((r) => r.stopping), []);
+	assert.deepEqual(claims.filter((c) => c.stopping), []);
+	assert.deepEqual(completes, [{ stopping: true }]);
+	assert.equal(a.done.size, GATED);
+	assert.ok(a.done.has(order[GATED - 1]!));
+	assert.deepEqual(a.lost, []);
+	/* what the server holds: the claimed jobs completed or handed back, no other job touched */
+	const rows = await db.sql(`SELECT job_id, status, attempts FROM batch_jobs WHERE parent_job_id = $1`, [parent.job_id]);
+	assert.equal(rows.rows.length, JOBS);
+	for (const row of rows.rows as { job_id: bigint; status: string; attempts: number }[]) {
+		const id = BigInt(row.job_id);
+		const want = a.done.has(id) ? ['COMPLETED', 1] : claimed.has(id) ? ['PENDING', 1] : ['PENDING', 0];
+		assert.deepEqual([row.status, row.attempts], want, `job ${id}`);
+	}
+	assert.ok(claimed.size > GATED, 'jobs were claimed ahead and handed back');
+
+	/* the server counted the same calls (the statistics arrive when the backends exit) */
+	await pool.end();
+	await eventually(async () => {
+		const st = await db.sql(`SELECT coalesce(sum(calls), 0) AS n FROM pg_stat_user_functions WHERE funcname = 'batchjob_complete_and_claim'`);
+		return Number(st.rows[0].n) === rides.length;
+	}, `the server to count ${rides.length} calls of batchjob_complete_and_claim`);
+	/* the jobs left are not for the next test's worker */
+	await api.cancel(parent.job_id);
+	assert.deepEqual(await api.verify(), []);
+});
+
+test('batch mode: a complete-and-claim refused, or whose answer is lost, still finishes each job once', async () => {
+	const JOBS = 20;
+	const parent = await api.createParent({ run: 'ride-fail' }, 'tester');
+	await api.split(parent.job_id, JOBS, 1);
+	let victim: bigint | undefined;
+	const worker = new Worker<unknown>({
+		pool: db.newPool({ max: 4 }),
+		name: 'ride-fail',
+		concurrency: 1,
+		batchSize: 2,
+		pollIntervalMs: 50,
+		handleSignals: false,
+		handler: async (job: BatchJob) => {
+			/* the first job is cancelled after its handler succeeded: the call completing it is refused whole */
+			if (victim === undefined) {
+				victim = job.job_id;
+				await api.cancel(job.job_id);
+			}
+		},
+	});
+	let refused = 0;
+	let dropped: { done: bigint[]; claimed: bigint[] } | undefined;
+	const completeAndClaim = worker.api.completeAndClaim.bind(worker.api);
+	worker.api.completeAndClaim = async (ids, name, options) => {
+		let jobs: BatchJob[];
+		try {
+			jobs = await completeAndClaim(ids, name, options);
+		} catch (err) {
+			if (err instanceof ConflictError)
+				refused++;
+			throw err;
+		}
+		if (refused > 0 && dropped === undefined && jobs.length > 0) {
+			/* it committed; its answer is what goes missing */
+			dropped = { done: ids.map(BigInt), claimed: jobs.map((j) => j.job_id) };
+			throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+		}
+		return jobs;
+	};
+	const a = audit(worker);
+	await worker.start();
+	await eventually(async () => (await api.childCounts(parent.job_id)).completed === BigInt(JOBS - 1), 'the other jobs to complete');
+	await worker.stop();
+
+	assert.equal(refused, 1, 'the call with the cancelled job was refused');
+	assert.deepEqual(a.lost, [victim], 'only the cancelled job is lost');
+	assert.ok(dropped !== undefined, 'an answer was dropped');
+	/* the jobs it completed are reported done (read back), the ones it claimed were adopted and done */
+	for (const id of [...dropped.done, ...dropped.claimed])
+		assert.equal(a.done.get(id), 1, `job ${id} done once`);
+	assert.equal(a.done.size, JOBS - 1);
+	assert.ok([...a.done.values()].every((n) => n === 1), 'each job done once');
+	assert.ok(a.errors.some((e) => e instanceof Error && e.message === 'Connection terminated unexpectedly'));
+	const r = await db.sql(`SELECT max(attempts) AS m, count(*) FILTER (WHERE status = 'PROCESSING') AS p FROM batch_jobs WHERE parent_job_id = $1`, [parent.job_id]);
+	assert.deepEqual(r.rows[0], { m: 1, p: '0' });
+	assert.deepEqual(await api.verify(), []);
 });
