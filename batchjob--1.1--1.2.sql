@@ -489,12 +489,14 @@ REVOKE ALL ON FUNCTION @extschema@.batchjob_complete_and_claim(bigint[], text, i
 /*
  * Tenant isolation without leaks: bounds and grants.
  *
- * The row guard was the one function without a pinned search_path.  It
- * runs no SQL, so this changes nothing it does; it is pinned like every
- * other function, so that no later change to it can pick up a session's
- * search_path.
+ * The two trigger functions that run for every write carry no SET clause:
+ * a SET clause saves and restores the settings at every call, a few
+ * percent of a one-row UPDATE.  The row guard runs no SQL and looks no
+ * name up; the rollup pins search_path in C for the statements it runs
+ * (src/spi_plans.c, job_pin_search_path), and the usual change, a
+ * difference left to the folder, runs none.
  */
-ALTER FUNCTION @extschema@.batchjob_guard() SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION @extschema@.batchjob_rollup() RESET search_path;
 
 /*
  * Priority orders the queue that shared workers serve, so a submitter may

@@ -151,6 +151,8 @@ typedef struct JobStatement
 extern SPIPlanPtr job_plan(JobStatement *stmt, Oid nspid);
 extern void job_spi_connect(void);
 extern void job_spi_finish(void);
+extern int	job_pin_search_path(void);
+extern void job_unpin_search_path(int level);
 extern void job_run_plan(SPIPlanPtr plan, Datum *values, const char *nulls,
 						 bool read_only, int expected, const char *what);
 extern void job_run(JobStatement *stmt, Oid nspid, Datum *values,

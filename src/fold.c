@@ -997,13 +997,10 @@ fold_own_differences(void)
 	int			i;
 
 	/*
-	 * As a SET clause of a function would: the session's search_path (a
-	 * hostile schema first, say) must not reach statements prepared here.
+	 * The session's search_path (a hostile schema first, say) must not
+	 * reach statements prepared here.
 	 */
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
+	save_nestlevel = job_pin_search_path();
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(deferred_userid,
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
@@ -1025,7 +1022,7 @@ fold_own_differences(void)
 		elog(ERROR, "SPI_finish failed");
 	PopActiveSnapshot();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
-	AtEOXact_GUC(true, save_nestlevel);
+	job_unpin_search_path(save_nestlevel);
 }
 
 /*

@@ -818,6 +818,24 @@ apply_delta(Oid nspid, const ParentDelta *delta, bool busy)
 		defer_delta(nspid, delta->parent_id, values);
 }
 
+/*
+ * Whether apply_delta will run a statement for any of these differences:
+ * folding one at once does, and so does the look for a parent no old row
+ * was under; recording one for the folder does not.
+ */
+static bool
+deltas_run_statements(ParentDelta *const *sorted, long n, bool busy)
+{
+	long		i;
+
+	if (n > 0 && !busy)
+		return true;
+	for (i = 0; i < n; i++)
+		if (!sorted[i]->seen_old)
+			return true;
+	return false;
+}
+
 /* Whether a difference changes nothing, so its parent is not touched. */
 static bool
 delta_is_zero(const ParentDelta *delta)
@@ -937,7 +955,17 @@ batchjob_rollup(PG_FUNCTION_ARGS)
 
 	if (n > 0 || state.moved != NIL)
 	{
+		int			pinned = 0;
+
+		/*
+		 * The function has no SET clause (src/spi_plans.c says why): the
+		 * statements below run with search_path pinned, and the common
+		 * change, a difference left to the folder, runs none.
+		 */
 		job_spi_connect();
+		if (state.moved != NIL ||
+			(state.arrived != NULL && hash_get_num_entries(state.arrived) > 0))
+			pinned = job_pin_search_path();
 		foreach(lc, state.moved)
 			check_no_cycle(nspid, (const int64 *) lfirst(lc));
 
@@ -954,9 +982,13 @@ batchjob_rollup(PG_FUNCTION_ARGS)
 
 		qsort(sorted, n, sizeof(ParentDelta *), compare_parent_ids);
 		busy = n > 0 && (folder_is_busy() || rollups_crowded());
+		if (pinned == 0 && deltas_run_statements(sorted, n, busy))
+			pinned = job_pin_search_path();
 		for (i = 0; i < n; i++)
 			apply_delta(nspid, sorted[i], busy);
 		job_spi_finish();
+		if (pinned != 0)
+			job_unpin_search_path(pinned);
 	}
 
 	MemoryContextSwitchTo(old);

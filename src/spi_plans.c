@@ -15,6 +15,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
@@ -133,6 +134,32 @@ job_spi_connect(void)
 {
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+}
+
+/*
+ * Pins search_path as a SET clause would, for code that runs statements
+ * without one: the trigger functions, which carry none because a SET
+ * clause saves and restores the settings (a walk over every setting) at
+ * each call, and the row guard and the rollup run for every write.  Pin
+ * before the first statement is prepared or run, unpin with the level
+ * returned once the last has; an error unpins on its own, as the
+ * transaction or subtransaction ends.
+ */
+int
+job_pin_search_path(void)
+{
+	int			level = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	return level;
+}
+
+void
+job_unpin_search_path(int level)
+{
+	AtEOXact_GUC(true, level);
 }
 
 /* SPI_finish, or an internal error, on every path that connected. */

@@ -60,6 +60,10 @@ SELECT status AS st_view, percent_done AS pct_view, children AS children_view
 SELECT public.batchjob_grant(:'wrole', 'worker');
 SELECT public.batchjob_revoke(:'wrole');
 SELECT public.batchjob_grant(:'wrole', 'worker');
+SELECT job_id AS m1 FROM public.batchjob_create_parent('{}', :'tag') \gset
+SELECT job_id AS m2 FROM public.batchjob_create_parent('{}', :'tag') \gset
+UPDATE public.batch_jobs SET parent_job_id = :m1 WHERE job_id OPERATOR(pg_catalog.=) :m2;
+SELECT child_pending AS m1_pending FROM public.batch_jobs WHERE job_id OPERATOR(pg_catalog.=) :m1 \gset
 \if :{?pre}
 SELECT pg_catalog.count(*) AS n_temp FROM pg_temp.batch_jobs \gset
 \else
@@ -68,4 +72,4 @@ SELECT pg_catalog.count(*) AS n_temp FROM pg_temp.batch_jobs \gset
 \echo p=:p
 \echo q=:q
 \echo s=:s
-\echo calls=:n_split,:n_split_s,:n_children,:n_counts,:next_is_c1,:n_claim1,:hb,:c1_processed,:st_c1,:st_c2,:st_c3,:st_c3r,:n_claim2,:n_done,:n_failed,:st_g1,:hb3,:n_reaped,:n_cancelled,:n_split_q,:st_q_reopened,:n_split_t,:st_refresh,:n_fold_p,:n_verify,:st_view,:pct_view,:children_view,:n_temp
+\echo calls=:n_split,:n_split_s,:n_children,:n_counts,:next_is_c1,:n_claim1,:hb,:c1_processed,:st_c1,:st_c2,:st_c3,:st_c3r,:n_claim2,:n_done,:n_failed,:st_g1,:hb3,:n_reaped,:n_cancelled,:n_split_q,:st_q_reopened,:n_split_t,:st_refresh,:n_fold_p,:n_verify,:st_view,:pct_view,:children_view,:n_temp,:m1_pending
