@@ -173,7 +173,9 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
 		j.success_count, j.error_count, j.created_by, j.created_at,
 		j.started_at, j.completed_at, j.error_details,
 		extract(epoch FROM now() - j.created_at)::float8 AS age_seconds,
-		extract(epoch FROM p.estimated_finish - now())::float8 AS eta_seconds`;
+		CASE WHEN p.status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
+			THEN greatest(extract(epoch FROM p.estimated_finish - now())::float8, 0)
+		END AS eta_seconds`;
 
 	interface ParentFilter {
 		status: string | null;

@@ -101,8 +101,11 @@ describe('GET /api/parents', () => {
 		assert.equal(a.total_records, '250');
 		assert.equal(typeof a.percent_done, 'number');
 		assert.equal(typeof a.age_seconds, 'number');
+		/* a running parent's ETA is never negative; a finished one has none */
+		assert.ok(a.eta_seconds === null ? a.estimated_finish === null : a.eta_seconds >= 0);
 		const b = r.body[0];
 		assert.equal(b.status, 'COMPLETED');
+		assert.equal(b.eta_seconds, null);
 		assert.equal(b.error_details, null);
 		assert.equal(b.success_count, '5');
 	});
