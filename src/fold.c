@@ -479,6 +479,9 @@ static bool slot_held = false;
  * transaction: the first rollup tries for a slot, and one that got it keeps
  * it to the end.  Never waits.  Never with batchjob.defer_when_busy off,
  * and never in the folder, which is what the differences are left to.
+ * A slot taken in a subtransaction that rolls back goes with it, while
+ * this transaction still counts itself as holding one: its later rollups
+ * fold at once, which is always exact; only the hand-off is less eager.
  */
 bool
 rollups_crowded(void)
