@@ -313,6 +313,8 @@ static JobStatement cancel_descendants_skip_locked = {
 	" AND c.relname OPERATOR(pg_catalog.=) 'batch_job_deltas'" \
 	" WHERE e.extname OPERATOR(pg_catalog.=) 'batchjob'"
 
+static SPIPlanPtr folder_extension_plan = NULL;
+
 #define Anum_folder_extension_nspid		1
 #define Anum_folder_extension_owner		2
 #define Anum_folder_extension_deltas	3
@@ -1436,7 +1438,16 @@ folder_round(bool final_sweep, int64 *cursor, bool *idle, uint64 *nrows)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute(FOLDER_EXTENSION_SQL, true, 0) != SPI_OK_SELECT)
+	/* prepared once: parsing and planning it was most of an idle round */
+	if (folder_extension_plan == NULL)
+	{
+		folder_extension_plan = SPI_prepare(FOLDER_EXTENSION_SQL, 0, NULL);
+		if (folder_extension_plan == NULL ||
+			SPI_keepplan(folder_extension_plan) != 0)
+			elog(ERROR, "could not prepare the look-up of the batchjob extension");
+	}
+	if (SPI_execute_plan(folder_extension_plan, NULL, NULL, true, 0) !=
+		SPI_OK_SELECT)
 		elog(ERROR, "could not look up the batchjob extension");
 	if (SPI_processed > 0)
 	{

@@ -202,7 +202,7 @@ $listen->quit;
 	like($report,
 		qr/^$r: 2 differences waiting since .*, longer than the 60 seconds a fold may take$/m,
 		'b: batchjob_verify() reports that R\'s differences wait too long');
-	is(join(',', sort { $a <=> $b } keys %{ { map { /^(\d+):/ ? ($1 => 1) : () } split /\n/, $report } }),
+	is(join(',', sort { $::a <=> $::b } keys %{ { map { /^(\d+):/ ? ($1 => 1) : () } split /\n/, $report } }),
 		$r, 'b: batchjob_verify() reports R, and only R');
 	$l->quit;
 }
