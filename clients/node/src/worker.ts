@@ -218,7 +218,11 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 	private reserved = 0;
 	/** Batched completes that also claim, on their way (see flushCompletions). */
 	private readonly rides = new Set<Promise<unknown>>();
-	/** Jobs those calls complete: held until their answer, but room for a call that claims. */
+	/**
+	 * Room those calls leave for another that claims: each holds its jobs
+	 * until it commits and its claim from then on, so the smaller of the
+	 * two is room either way.
+	 */
 	private riddenOut = 0;
 	/** The server has no batchjob_complete_and_claim for this role (older extension, no grant). */
 	private noCompleteAndClaim = false;
@@ -928,8 +932,10 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 	 * when the server refused it (nothing committed).
 	 */
 	private async completeAndClaim(batch: Completion<C>[], want: number): Promise<'ok' | 'lost' | 'failed'> {
+		/* its jobs are held until it commits, then its claim is: at most the larger of the two */
+		const out = Math.min(batch.length, want);
 		this.reserved += want;
-		this.riddenOut += batch.length;
+		this.riddenOut += out;
 		try {
 			const jobs = await this.api.completeAndClaim(batch.map((b) => b.r.job.job_id), this.id, {
 				maxJobs: want,
@@ -950,17 +956,17 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 			return 'failed';
 		} finally {
 			this.reserved -= want;
-			this.riddenOut -= batch.length;
+			this.riddenOut -= out;
 		}
 	}
 
 	/**
 	 * How many jobs a complete of `completing` held jobs may claim: the
 	 * room claimLoop would see once they are finished, at most batchSize.
-	 * The jobs other such calls on their way complete count as room too:
-	 * each of those calls either commits (they are gone) or fails whole
-	 * (they stay, and the room it reserved is given back), so the worker
-	 * never holds more than capacity.  None while stopping (a stopping
+	 * Other such calls on their way leave room too (riddenOut): whichever
+	 * commits first, the worker never holds more than capacity on the
+	 * server, and a call that fails whole gives its room back as its jobs
+	 * stay.  None while stopping (a stopping
 	 * worker claims nothing), while a lost claim's jobs wait to be adopted
 	 * (adopt() and this answer would both take them up), or when the
 	 * server lacks the call.
