@@ -162,31 +162,6 @@ interface Completion<C> {
 	resolve: (out: Outcome<BatchJob<C> | undefined>) => void;
 }
 
-/** What a handler gets: the signal is made only when read. */
-class Context<C> implements JobContext {
-	constructor(
-		private readonly w: Worker<C>,
-		private readonly r: Running<C>,
-		readonly worker: string,
-		readonly attempt: number,
-	) {}
-
-	get signal(): AbortSignal {
-		const r = this.r;
-		if (r.abort === undefined) {
-			r.abort = new AbortController();
-			if (r.aborted !== undefined)
-				r.abort.abort(r.aborted.reason);
-		}
-		return r.abort.signal;
-	}
-
-	progress(figures: Figures): Promise<void> {
-		/* the worker's own method, private to everyone else */
-		return this.w['progressOf'](this.r, figures);
-	}
-}
-
 export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 	/** The worker name every claim is made under. */
 	readonly id: string;
@@ -642,7 +617,20 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 		this.active.set(job.job_id, r);
 		this.running++;
 		this.emit('job:start', job);
-		const ctx = new Context(this, r, this.id, r.attempt);
+		/* own properties, as a handler may destructure or spread it; the signal is made when read */
+		const ctx: JobContext = {
+			worker: this.id,
+			attempt: r.attempt,
+			get signal(): AbortSignal {
+				if (r.abort === undefined) {
+					r.abort = new AbortController();
+					if (r.aborted !== undefined)
+						r.abort.abort(r.aborted.reason);
+				}
+				return r.abort.signal;
+			},
+			progress: (figures: Figures) => this.progressOf(r, figures),
+		};
 		r.settled = (async () => {
 			let result: JobResult = undefined;
 			let failed = false;

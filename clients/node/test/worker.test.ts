@@ -291,6 +291,33 @@ test('a signal read only after its job was taken away is aborted already; the re
 	assert.equal((await api.childCounts(parent.job_id)).completed, 2n);
 });
 
+test('a handler may destructure or spread its context', async () => {
+	const parent = await api.createParent({ run: 'ctx' }, 'tester');
+	await api.split(parent.job_id, 2, 1);
+	const seen: { keys: string[]; signal: boolean; attempt: number }[] = [];
+	const worker = new Worker<unknown>({
+		pool: db.newPool({ max: 4 }),
+		pollIntervalMs: 50,
+		handleSignals: false,
+		handler: async (_job, ctx) => {
+			const { signal, progress, attempt } = ctx;
+			await progress({ processed: 1, succeeded: 1, failed: 0 });
+			seen.push({ keys: Object.keys({ ...ctx }).sort(), signal: signal instanceof AbortSignal && !signal.aborted, attempt });
+		},
+	});
+	const a = audit(worker);
+	await worker.start();
+	await eventually(() => a.done.size === 2, 'both jobs to complete');
+	await worker.stop();
+	assert.deepEqual(seen, [
+		{ keys: ['attempt', 'progress', 'signal', 'worker'], signal: true, attempt: 1 },
+		{ keys: ['attempt', 'progress', 'signal', 'worker'], signal: true, attempt: 1 },
+	]);
+	/* progress() reached the server: each child has its figure */
+	const r = await db.sql(`SELECT sum(processed_records)::int AS n FROM batch_jobs WHERE parent_job_id = $1`, [parent.job_id.toString()]);
+	assert.equal(r.rows[0].n, 2);
+});
+
 test('completions ride on the next claim; a job of the batch taken away loses only itself', async () => {
 	const parent = await api.createParent({ run: 'batched' }, 'tester');
 	await api.split(parent.job_id, 6, 1);
