@@ -11,7 +11,7 @@
 import type { Notification, Pool, PoolClient } from 'pg';
 
 import { JobNotFoundError, WaitTimeoutError, isConnectionError } from './errors.js';
-import { bigParam, idParam, leaseParam, query, quoteIdent } from './sql.js';
+import { bigParam, idArrayParam, idParam, leaseParam, query, quoteIdent } from './sql.js';
 import {
 	FINISHED_STATUSES,
 	type AccessLevel,
@@ -309,7 +309,7 @@ export class BatchJobs<C = unknown> {
 		return query<BatchJob<C> & Record<string, unknown>>(
 			this.pool,
 			`SELECT * FROM ${this.qualify('batchjob_complete_and_claim')}($1::int8[], $2::text, $3::int4, $4::interval)`,
-			[jobIds.map(idParam), worker, options.maxJobs ?? 1, leaseParam(options.lease ?? '5 minutes')],
+			[idArrayParam(jobIds), worker, options.maxJobs ?? 1, leaseParam(options.lease ?? '5 minutes')],
 		);
 	}
 
@@ -350,7 +350,7 @@ export class BatchJobs<C = unknown> {
 		if (Array.isArray(ids)) {
 			return this.scalar<bigint>(
 				`SELECT ${this.qualify('batchjob_complete')}($1::int8[], $2::text) AS v`,
-				[ids.map(idParam), claim.worker ?? null],
+				[idArrayParam(ids), claim.worker ?? null],
 			);
 		}
 		return this.one<BatchJob<C>>(
@@ -375,7 +375,7 @@ export class BatchJobs<C = unknown> {
 		if (Array.isArray(ids)) {
 			return this.scalar<bigint>(
 				`SELECT ${this.qualify('batchjob_fail')}($1::int8[], $2::text, $3::bool, $4::text) AS v`,
-				[ids.map(idParam), errorDetails, retry, options.worker ?? null],
+				[idArrayParam(ids), errorDetails, retry, options.worker ?? null],
 			);
 		}
 		return this.one<BatchJob<C>>(

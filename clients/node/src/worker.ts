@@ -22,7 +22,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Notification, Pool, PoolClient } from 'pg';
 
-import { BatchJobs, CHANNEL_JOBS_AVAILABLE, type Figures } from './batchjobs.js';
+import { BatchJobs, CHANNEL_JOBS_AVAILABLE, type ClaimRef, type Figures } from './batchjobs.js';
 import { ConflictError, isConnectionError } from './errors.js';
 import { leaseMillis, leaseParam, query } from './sql.js';
 import type { BatchJob, Lease } from './types.js';
@@ -116,6 +116,11 @@ export interface WorkerEvents<C> {
 /** Claims on their way at once, when batchSize is above concurrency. */
 const PIPELINE = 2;
 
+const SETTLED: Promise<void> = Promise.resolve();
+
+/** A batched complete's outcome: the job as claimed, COMPLETED (copied only for job:done's listeners). */
+const COMPLETED = { kind: 'ok', value: undefined } as const;
+
 type Outcome<T> =
 	| { kind: 'ok'; value: T }
 	| { kind: 'conflict'; error: ConflictError; ambiguous: boolean }
@@ -124,11 +129,37 @@ type Outcome<T> =
 interface Running<C> {
 	job: BatchJob<C>;
 	attempt: number;
-	abort: AbortController;
-	heartbeat: NodeJS.Timeout;
+	/**
+	 * Made when the handler first reads ctx.signal (most short jobs never
+	 * do); until then `aborted` keeps the reason, and a signal read after
+	 * the abort is made aborted.
+	 */
+	abort: AbortController | undefined;
+	aborted: { reason: unknown } | undefined;
+	/** The jobs taken up together, whose heartbeats share one timer. */
+	beats: BeatGroup<C>;
+	beatsDone: boolean;
 	/** queued → running → finishing (completing/failing) → done; or lost / released */
 	state: 'queued' | 'running' | 'finishing' | 'done' | 'lost' | 'released';
 	settled: Promise<void>;
+}
+
+/**
+ * The jobs one claim (or one adopt) took up at the same moment: their
+ * heartbeats fall due together, every third of the lease from then, so
+ * one interval timer beats each of them that is still held, instead of a
+ * timer per job; it is cleared when the last of them is settled.
+ */
+interface BeatGroup<C> {
+	members: Running<C>[];
+	held: number;
+	timer: NodeJS.Timeout | undefined;
+}
+
+/** A completion waiting for the next batched complete; the outcome's value undefined: the job as claimed, COMPLETED. */
+interface Completion<C> {
+	r: Running<C>;
+	resolve: (out: Outcome<BatchJob<C> | undefined>) => void;
 }
 
 export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
@@ -141,6 +172,8 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 	private readonly batchSize: number;
 	private readonly lease: Lease;
 	private leaseMs = 300_000;
+	/** The lease as every call passes it (leaseParam), worked out on first use. */
+	private leaseText: string | undefined;
 	private readonly pollIntervalMs: number;
 	private readonly shutdownTimeoutMs: number;
 	private readonly signals: NodeJS.Signals[];
@@ -151,13 +184,21 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 	private readonly queued: Running<C>[] = [];
 	/** Handlers running now: what concurrency bounds. */
 	private running = 0;
-	/** Completions waiting for the next batched complete, and whether one is on its way. */
-	private completions: { r: Running<C>; resolve: (out: Outcome<BatchJob<C>>) => void }[] = [];
-	private completing = false;
+	/** Completions waiting for the next batched complete. */
+	private completions: Completion<C>[] = [];
+	/** A flush of the completions is due (setImmediate), and how many are on their way. */
+	private flushDue = false;
+	private flushing = 0;
 	/** Jobs the claims on their way asked for (complete-and-claim calls included). */
 	private reserved = 0;
-	/** A batched complete that also claims, on its way (see flushCompletions). */
-	private riding: Promise<unknown> | undefined;
+	/** Batched completes that also claim, on their way (see flushCompletions). */
+	private readonly rides = new Set<Promise<unknown>>();
+	/**
+	 * Room those calls leave for another that claims: each holds its jobs
+	 * until it commits and its claim from then on, so the smaller of the
+	 * two is room either way.
+	 */
+	private riddenOut = 0;
 	/** The server has no batchjob_complete_and_claim for this role (older extension, no grant). */
 	private noCompleteAndClaim = false;
 	/** The last claim came back short (the queue is empty for now), or failed. */
@@ -221,6 +262,10 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 		this.id = `${options.name ?? 'worker'}:${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
 	}
 
+	private get leaseArg(): string {
+		return (this.leaseText ??= leaseParam(this.lease));
+	}
+
 	/** Jobs running now. */
 	get inFlight(): number {
 		return this.active.size;
@@ -268,7 +313,7 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 		await this.loopDone;
 		await this.listenDone;
 		/* the jobs a complete-and-claim on its way brings are handed back below too */
-		await this.riding;
+		await Promise.all(this.rides);
 
 		/* jobs that never started go back at once */
 		const unstarted = this.queued.splice(0).map((r) => this.release(r));
@@ -422,7 +467,7 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 			}
 			if (this.needAdopt) {
 				/* an answer still on its way would be adopted twice */
-				if (claims.size > 0 || this.riding !== undefined) {
+				if (claims.size > 0 || this.rides.size > 0) {
 					await this.idle(this.pollIntervalMs);
 					continue;
 				}
@@ -484,7 +529,7 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 	private async claimSome(want: number): Promise<boolean> {
 		let jobs: BatchJob<C>[];
 		try {
-			jobs = await this.api.claim(this.id, { maxJobs: want, lease: leaseParam(this.lease) });
+			jobs = await this.api.claim(this.id, { maxJobs: want, lease: this.leaseArg });
 		} catch (err) {
 			this.emitError(err);
 			/* the claim may have committed without its answer reaching us */
@@ -499,8 +544,7 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 
 	/** Takes up the jobs a claim of `want` returned; fewer means the queue is empty for now. */
 	private takeClaimed(jobs: BatchJob<C>[], want: number): void {
-		for (const job of jobs)
-			this.enqueue(job);
+		this.enqueue(jobs);
 		if (jobs.length < want)
 			this.drained = true;
 		this.startQueued();
@@ -524,26 +568,36 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 		} finally {
 			this.settledWhileAdopting = undefined;
 		}
-		for (const job of rows) {
-			if (!settled.has(job.job_id) && !this.active.has(job.job_id) && !this.queued.some((r) => r.job.job_id === job.job_id))
-				this.enqueue(job);
-		}
+		this.enqueue(rows.filter((job) =>
+			!settled.has(job.job_id) && !this.active.has(job.job_id) && !this.queued.some((r) => r.job.job_id === job.job_id)));
 		this.startQueued();
 	}
 
 	/* ---- one job ---------------------------------------------------------- */
 
-	/** A claimed job: leased and heartbeated from now on, started when a slot is free. */
-	private enqueue(job: BatchJob<C>): void {
-		const r: Running<C> = {
-			job,
-			attempt: job.attempts,
-			abort: new AbortController(),
-			heartbeat: setInterval(() => void this.beat(r), Math.max(1, this.leaseMs / 3)),
-			state: 'queued',
-			settled: Promise.resolve(),
-		};
-		this.queued.push(r);
+	/** Claimed jobs: leased and heartbeated from now on, each started when a slot is free. */
+	private enqueue(jobs: BatchJob<C>[]): void {
+		if (jobs.length === 0)
+			return;
+		const beats: BeatGroup<C> = { members: [], held: jobs.length, timer: undefined };
+		for (const job of jobs) {
+			const r: Running<C> = {
+				job,
+				attempt: job.attempts,
+				abort: undefined,
+				aborted: undefined,
+				beats,
+				beatsDone: false,
+				state: 'queued',
+				settled: SETTLED,
+			};
+			beats.members.push(r);
+			this.queued.push(r);
+		}
+		beats.timer = setInterval(() => {
+			for (const r of beats.members)
+				void this.beat(r);
+		}, Math.max(1, this.leaseMs / 3));
 	}
 
 	/** Starts waiting jobs while slots are free (none once stopping). */
@@ -558,27 +612,24 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 	}
 
 	private begin(r: Running<C>): void {
-		const { job, abort } = r;
+		const { job } = r;
 		r.state = 'running';
 		this.active.set(job.job_id, r);
 		this.running++;
 		this.emit('job:start', job);
+		/* own properties, as a handler may destructure or spread it; the signal is made when read */
 		const ctx: JobContext = {
 			worker: this.id,
 			attempt: r.attempt,
-			signal: abort.signal,
-			progress: async (figures: Figures) => {
-				const out = await this.retrying(() =>
-					this.api.reportProgress(job.job_id, figures, { worker: this.id, attempt: r.attempt }),
-				);
-				if (out.kind === 'ok')
-					return;
-				if (out.kind === 'conflict') {
-					this.lose(r, out.error.message);
-					throw out.error;
+			get signal(): AbortSignal {
+				if (r.abort === undefined) {
+					r.abort = new AbortController();
+					if (r.aborted !== undefined)
+						r.abort.abort(r.aborted.reason);
 				}
-				throw out.error;
+				return r.abort.signal;
 			},
+			progress: (figures: Figures) => this.progressOf(r, figures),
 		};
 		r.settled = (async () => {
 			let result: JobResult = undefined;
@@ -601,13 +652,35 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 		})().catch((err: unknown) => this.emitError(err));
 	}
 
+	/** ctx.progress: records a running job's figures under its claim. */
+	private async progressOf(r: Running<C>, figures: Figures): Promise<void> {
+		const out = await this.retrying(() =>
+			this.api.reportProgress(r.job.job_id, figures, { worker: this.id, attempt: r.attempt }),
+		);
+		if (out.kind === 'ok')
+			return;
+		if (out.kind === 'conflict') {
+			this.lose(r, out.error.message);
+			throw out.error;
+		}
+		throw out.error;
+	}
+
+	/** Aborts a job's signal (made aborted if the handler reads it later). */
+	private abortJob(r: Running<C>, reason: unknown): void {
+		if (r.abort !== undefined)
+			r.abort.abort(reason);
+		else
+			r.aborted ??= { reason };
+	}
+
 	/** Extends the lease; a refusal means the job was taken away. */
 	private async beat(r: Running<C>): Promise<void> {
 		if (r.state !== 'running' && r.state !== 'queued')
 			return;
 		try {
 			const ok = await this.api.heartbeat(r.job.job_id, this.id, {
-				lease: leaseParam(this.lease),
+				lease: this.leaseArg,
 				attempt: r.attempt,
 			});
 			if (!ok && (r.state === 'running' || r.state === 'queued'))
@@ -624,12 +697,18 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 			return;
 		r.state = 'lost';
 		this.settle(r);
-		r.abort.abort(new ConflictError({ message: reason, code: '55000' }));
+		this.abortJob(r, new ConflictError({ message: reason, code: '55000' }));
 		this.emit('job:lost', r.job, reason);
 	}
 
 	private settle(r: Running<C>): void {
-		clearInterval(r.heartbeat);
+		if (!r.beatsDone) {
+			r.beatsDone = true;
+			if (--r.beats.held === 0) {
+				clearInterval(r.beats.timer);
+				r.beats.members.length = 0;
+			}
+		}
 		this.settledWhileAdopting?.add(r.job.job_id);
 		if (this.active.get(r.job.job_id) === r)
 			this.active.delete(r.job.job_id);
@@ -643,7 +722,7 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 		if (r.state !== 'running')
 			return;
 		r.state = 'finishing';
-		const claim = { worker: this.id, attempt: r.attempt };
+		const claim: ClaimRef = { worker: this.id, attempt: r.attempt };
 		if (result !== undefined && result !== null) {
 			const rep = await this.retrying(() => this.api.reportProgress(r.job.job_id, result, claim));
 			if (rep.kind === 'conflict') {
@@ -664,7 +743,9 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 		if (out.kind === 'ok') {
 			r.state = 'done';
 			this.settle(r);
-			this.emit('job:done', out.value);
+			/* the copy is only made for someone to see */
+			if (this.listenerCount('job:done') > 0)
+				this.emit('job:done', out.value ?? { ...r.job, status: 'COMPLETED' });
 			return;
 		}
 		if (out.kind === 'conflict' && out.ambiguous) {
@@ -695,7 +776,7 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 		if (r.state !== 'running' && r.state !== 'queued')
 			return;
 		r.state = 'released';
-		r.abort.abort(new Error(`worker ${this.id} is shutting down`));
+		this.abortJob(r, new Error(`worker ${this.id} is shutting down`));
 		const err = new Error(`worker ${this.id} shut down before the job finished`);
 		await this.failJob(r, err, true, true);
 	}
@@ -749,60 +830,84 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 	 * It returns a count or the claimed jobs, not the completed rows:
 	 * job:done then gets the job as claimed, status COMPLETED.
 	 */
-	private completeBatched(r: Running<C>): Promise<Outcome<BatchJob<C>>> {
+	private completeBatched(r: Running<C>): Promise<Outcome<BatchJob<C> | undefined>> {
 		return new Promise((resolve) => {
 			this.completions.push({ r, resolve });
-			if (!this.completing) {
-				this.completing = true;
-				/* lets the handlers that finish in this turn join the batch */
-				setImmediate(() => void this.flushCompletions());
-			}
+			this.flushSoon();
 		});
 	}
 
+	/**
+	 * Sends the completions waiting, once the handlers that finish in this
+	 * turn have joined them (setImmediate), while fewer than `pipeline`
+	 * calls are on their way.  Two on their way at once let the server
+	 * work on one batch while this process takes up the other's answer and
+	 * runs its handlers: one at a time, each waited for the other.
+	 */
+	private flushSoon(): void {
+		if (this.flushDue || this.flushing >= this.pipeline || this.completions.length === 0)
+			return;
+		this.flushDue = true;
+		setImmediate(() => {
+			this.flushDue = false;
+			if (this.flushing >= this.pipeline || this.completions.length === 0)
+				return;
+			this.flushing++;
+			void this.flushCompletions().finally(() => {
+				this.flushing--;
+				this.flushSoon();
+			});
+		});
+	}
+
+	/** One batched complete (claiming the room it leaves) of the completions waiting, at most 1000. */
 	private async flushCompletions(): Promise<void> {
-		while (this.completions.length > 0) {
-			const all = this.completions.splice(0, 1000);
-			/*
-			 * The array form checks the worker, not the attempt: a job this
-			 * worker holds twice (lost, then claimed again) goes alone.
-			 */
-			const batch = all.filter(({ r }) =>
-				this.active.get(r.job.job_id) === r && !this.queued.some((q) => q.job.job_id === r.job.job_id));
-			const single = all.filter((c) => !batch.includes(c));
-			const want = this.roomAfter(batch.length);
-			let lost = false;
-			if (batch.length > 0 && want > 0) {
-				/* no await between roomAfter() and here: `riding` is set before anything else runs */
-				const ride = this.completeAndClaim(batch, want);
-				this.riding = ride;
-				const out = await ride;
-				this.riding = undefined;
-				/* claimLoop may wait for this answer (room, adopt) */
-				this.kick();
-				if (out === 'ok')
+		const all = this.completions.splice(0, 1000);
+		/*
+		 * The array form checks the worker, not the attempt: a job this
+		 * worker holds twice (lost, then claimed again) goes alone.
+		 */
+		const queuedIds = this.queued.length > 0 ? new Set(this.queued.map((q) => q.job.job_id)) : undefined;
+		const batch: Completion<C>[] = [];
+		const single: Completion<C>[] = [];
+		for (const c of all) {
+			const id = c.r.job.job_id;
+			if (this.active.get(id) === c.r && queuedIds?.has(id) !== true)
+				batch.push(c);
+			else
+				single.push(c);
+		}
+		const want = this.roomAfter(batch.length);
+		let lost = false;
+		if (batch.length > 0 && want > 0) {
+			/* no await between roomAfter() and here: the call is counted before anything else runs */
+			const ride = this.completeAndClaim(batch, want);
+			this.rides.add(ride);
+			const out = await ride;
+			this.rides.delete(ride);
+			/* claimLoop may wait for this answer (room, adopt) */
+			this.kick();
+			if (out === 'ok')
+				batch.length = 0;
+			lost = out === 'lost';
+		} else if (batch.length > 1) {
+			try {
+				const n = await this.api.complete(batch.map((b) => b.r.job.job_id), { worker: this.id });
+				if (n === BigInt(batch.length)) {
+					for (const { resolve } of batch)
+						resolve(COMPLETED);
 					batch.length = 0;
-				lost = out === 'lost';
-			} else if (batch.length > 1) {
-				try {
-					const n = await this.api.complete(batch.map((b) => b.r.job.job_id), { worker: this.id });
-					if (n === BigInt(batch.length)) {
-						for (const { r, resolve } of batch)
-							resolve({ kind: 'ok', value: { ...r.job, status: 'COMPLETED' } });
-						batch.length = 0;
-					}
-				} catch (err) {
-					lost = isConnectionError(err);
-					if (lost)
-						this.emitError(err);
 				}
-			}
-			for (const { r, resolve } of [...batch, ...single]) {
-				void this.retrying(() => this.api.complete(r.job.job_id, { worker: this.id, attempt: r.attempt }), lost)
-					.then(resolve);
+			} catch (err) {
+				lost = isConnectionError(err);
+				if (lost)
+					this.emitError(err);
 			}
 		}
-		this.completing = false;
+		for (const { r, resolve } of [...batch, ...single]) {
+			void this.retrying(() => this.api.complete(r.job.job_id, { worker: this.id, attempt: r.attempt }), lost)
+				.then(resolve);
+		}
 	}
 
 	/**
@@ -814,18 +919,18 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 	 * may have committed: the claimed jobs are left to adopt()), 'failed'
 	 * when the server refused it (nothing committed).
 	 */
-	private async completeAndClaim(
-		batch: { r: Running<C>; resolve: (out: Outcome<BatchJob<C>>) => void }[],
-		want: number,
-	): Promise<'ok' | 'lost' | 'failed'> {
+	private async completeAndClaim(batch: Completion<C>[], want: number): Promise<'ok' | 'lost' | 'failed'> {
+		/* its jobs are held until it commits, then its claim is: at most the larger of the two */
+		const out = Math.min(batch.length, want);
 		this.reserved += want;
+		this.riddenOut += out;
 		try {
 			const jobs = await this.api.completeAndClaim(batch.map((b) => b.r.job.job_id), this.id, {
 				maxJobs: want,
-				lease: leaseParam(this.lease),
+				lease: this.leaseArg,
 			});
-			for (const { r, resolve } of batch)
-				resolve({ kind: 'ok', value: { ...r.job, status: 'COMPLETED' } });
+			for (const { resolve } of batch)
+				resolve(COMPLETED);
 			this.takeClaimed(jobs, want);
 			return 'ok';
 		} catch (err) {
@@ -839,20 +944,25 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 			return 'failed';
 		} finally {
 			this.reserved -= want;
+			this.riddenOut -= out;
 		}
 	}
 
 	/**
 	 * How many jobs a complete of `completing` held jobs may claim: the
 	 * room claimLoop would see once they are finished, at most batchSize.
-	 * None while stopping (a stopping worker claims nothing), while a lost
-	 * claim's jobs wait to be adopted (adopt() and this answer would both
-	 * take them up), or when the server lacks the call.
+	 * Other such calls on their way leave room too (riddenOut): whichever
+	 * commits first, the worker never holds more than capacity on the
+	 * server, and a call that fails whole gives its room back as its jobs
+	 * stay.  None while stopping (a stopping
+	 * worker claims nothing), while a lost claim's jobs wait to be adopted
+	 * (adopt() and this answer would both take them up), or when the
+	 * server lacks the call.
 	 */
 	private roomAfter(completing: number): number {
 		if (this.stopping || this.needAdopt || this.noCompleteAndClaim)
 			return 0;
-		const free = this.capacity - (this.active.size - completing) - this.queued.length - this.reserved;
+		const free = this.capacity - (this.active.size - completing - this.riddenOut) - this.queued.length - this.reserved;
 		return Math.max(0, Math.min(free, this.batchSize));
 	}
 

@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import { BatchJobs, ConflictError, type BatchJob } from 'batchjob';
+import pg from 'pg';
+
+import { BatchJobs, ConflictError, typeParsers, type BatchJob } from 'batchjob';
 
 import { eventually, testDb, type TestDb } from './helpers.js';
 
@@ -259,4 +261,46 @@ test('grant and revoke', async () => {
 test('the client parses int8 for its own queries only', async () => {
 	const r = await db.pool.query('SELECT 1::int8 AS n');
 	assert.equal(r.rows[0].n, '1', "the pool's other queries keep pg's default (a string)");
+});
+
+test('timestamptz: the same Date as pg parses, in any time zone and form', async () => {
+	const parseOurs = typeParsers.getTypeParser(1184, 'text') as (v: string) => unknown;
+	const parsePg = pg.types.getTypeParser(1184, 'text') as (v: string) => unknown;
+	const same = (v: string): void => {
+		const a = parseOurs(v);
+		const b = parsePg(v);
+		if (a instanceof Date && b instanceof Date)
+			assert.ok(Object.is(a.getTime(), b.getTime()), `${v}: ${a.getTime()} vs ${b.getTime()}`);
+		else
+			assert.deepEqual(a, b, v);
+	};
+	/* whole-hour, half-hour, 45-minute and second offsets (LMT before 1900), fractions of every length */
+	for (const tz of ['UTC', 'Asia/Kolkata', 'Pacific/Chatham', 'America/St_Johns', 'Africa/Monrovia', 'Europe/Amsterdam']) {
+		const c = await db.pool.connect();
+		try {
+			await c.query(`SET timezone = '${tz}'`);
+			const { rows } = await c.query(
+				`SELECT (timestamptz '1850-01-01 00:00:00+00' + g * interval '17 days 1 hour 1.000123 seconds'
+					+ (g % 7) * interval '1.1 ms')::text AS t
+				   FROM generate_series(0, 6000) g`,
+			);
+			for (const { t } of rows as { t: string }[])
+				same(t);
+		} finally {
+			await c.query('RESET timezone');
+			c.release();
+		}
+	}
+	/* the forms read by pg's parser only, and the same text twice (the second from the recent ones) */
+	for (const v of ['infinity', '-infinity', '0099-06-01 12:00:00+00', '0999-12-31 23:59:59.999999+00',
+		'2000-01-01 00:00:00+00 BC', '2026-12-02 00:00:46.29+00', '2026-12-02 00:00:46.29+00',
+		'2026-12-02 00:00:46.57-03:30', '1900-01-01 00:00:00+00:19:32', 'not a date']) {
+		same(v);
+		same(v);
+	}
+	/* what a claim reads is a Date of its own each time, even when the text repeats */
+	const a = parseOurs('2026-12-02 00:00:46.5+00') as Date;
+	const b = parseOurs('2026-12-02 00:00:46.5+00') as Date;
+	assert.notEqual(a, b);
+	assert.equal(a.getTime(), b.getTime());
 });

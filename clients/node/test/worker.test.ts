@@ -5,7 +5,8 @@
  * lost or doubled, the LISTEN connection comes back); both also in batch
  * mode (batchSize 100 above concurrency 8); and batch mode's completes
  * that claim in the same call (batchjob_complete_and_claim), except while
- * the worker stops, and when one's answer is lost or it is refused.
+ * the worker stops, two of them on their way at once, and when one's
+ * answer is lost or it is refused.
  */
 
 import assert from 'node:assert/strict';
@@ -239,6 +240,84 @@ test('a job taken away is reported lost and its handler aborted', async () => {
 	assert.equal((await api.childCounts(parent.job_id)).cancelled, 1n);
 });
 
+test('a signal read only after its job was taken away is aborted already; the rest of its claim keep their heartbeats', async () => {
+	const parent = await api.createParent({ run: 'late-signal' }, 'tester');
+	await api.split(parent.job_id, 3, 1);
+	const victim = (await api.nextPending())!.job_id;
+	let openGate: () => void = () => undefined;
+	const gate = new Promise<void>((resolve) => {
+		openGate = resolve;
+	});
+	const seen = new Map<bigint, { aborted: boolean; reason: unknown }>();
+	const worker = new Worker<unknown>({
+		pool: db.newPool({ max: 4 }),
+		/* the three in one claim, heartbeats every 300 ms */
+		concurrency: 3,
+		batchSize: 3,
+		lease: 900,
+		pollIntervalMs: 50,
+		handleSignals: false,
+		handler: async (job, ctx) => {
+			/* the signal is not read until the gate opens */
+			await gate;
+			seen.set(job.job_id, { aborted: ctx.signal.aborted, reason: ctx.signal.reason });
+		},
+	});
+	const a = audit(worker);
+	await worker.start();
+	await eventually(() => worker.inFlight === 3, 'the three jobs to start');
+	const leases = async (): Promise<Map<bigint, Date>> => {
+		const r = await db.sql(`SELECT job_id, locked_until FROM batch_jobs WHERE parent_job_id = $1 AND job_id <> $2`,
+			[parent.job_id.toString(), victim.toString()]);
+		return new Map((r.rows as { job_id: string; locked_until: Date }[]).map((row) => [BigInt(row.job_id), row.locked_until]));
+	};
+	await api.cancel(victim);
+	await eventually(() => a.lost.length === 1, 'the heartbeat to find the job cancelled');
+	assert.deepEqual(a.lost, [victim]);
+	/* the other two still beat: their leases move on after the loss */
+	const before = await leases();
+	await eventually(async () => {
+		const now = await leases();
+		return [...before].every(([id, t]) => now.get(id)!.getTime() > t.getTime());
+	}, 'the other two jobs to be heartbeat again');
+	openGate();
+	await eventually(() => a.done.size === 2, 'the other two jobs to complete');
+	await worker.stop();
+	const v = seen.get(victim);
+	assert.equal(v?.aborted, true);
+	assert.ok(v?.reason instanceof ConflictError);
+	assert.equal([...seen].filter(([id, s]) => id !== victim && !s.aborted).length, 2);
+	assert.ok(!a.done.has(victim));
+	assert.equal((await api.childCounts(parent.job_id)).completed, 2n);
+});
+
+test('a handler may destructure or spread its context', async () => {
+	const parent = await api.createParent({ run: 'ctx' }, 'tester');
+	await api.split(parent.job_id, 2, 1);
+	const seen: { keys: string[]; signal: boolean; attempt: number }[] = [];
+	const worker = new Worker<unknown>({
+		pool: db.newPool({ max: 4 }),
+		pollIntervalMs: 50,
+		handleSignals: false,
+		handler: async (_job, ctx) => {
+			const { signal, progress, attempt } = ctx;
+			await progress({ processed: 1, succeeded: 1, failed: 0 });
+			seen.push({ keys: Object.keys({ ...ctx }).sort(), signal: signal instanceof AbortSignal && !signal.aborted, attempt });
+		},
+	});
+	const a = audit(worker);
+	await worker.start();
+	await eventually(() => a.done.size === 2, 'both jobs to complete');
+	await worker.stop();
+	assert.deepEqual(seen, [
+		{ keys: ['attempt', 'progress', 'signal', 'worker'], signal: true, attempt: 1 },
+		{ keys: ['attempt', 'progress', 'signal', 'worker'], signal: true, attempt: 1 },
+	]);
+	/* progress() reached the server: each child has its figure */
+	const r = await db.sql(`SELECT sum(processed_records)::int AS n FROM batch_jobs WHERE parent_job_id = $1`, [parent.job_id.toString()]);
+	assert.equal(r.rows[0].n, 2);
+});
+
 test('completions ride on the next claim; a job of the batch taken away loses only itself', async () => {
 	const parent = await api.createParent({ run: 'batched' }, 'tester');
 	await api.split(parent.job_id, 6, 1);
@@ -367,6 +446,80 @@ test('batch mode claims with its completes (batchjob_complete_and_claim); a stop
 	}, `the server to count ${rides.length} calls of batchjob_complete_and_claim`);
 	/* the jobs left are not for the next test's worker */
 	await api.cancel(parent.job_id);
+	assert.deepEqual(await api.verify(), []);
+});
+
+test('batch mode: a second complete-and-claim goes out while one is on its way, and the worker never holds more than twice batchSize', async () => {
+	const JOBS = 24;
+	const parent = await api.createParent({ run: 'two-rides' }, 'tester');
+	await api.split(parent.job_id, JOBS, 1);
+	let openJob: () => void = () => undefined;
+	const jobGate = new Promise<void>((resolve) => {
+		openJob = resolve;
+	});
+	let openRide: () => void = () => undefined;
+	const rideGate = new Promise<void>((resolve) => {
+		openRide = resolve;
+	});
+	let started = 0;
+	const worker = new Worker<unknown>({
+		pool: db.newPool({ max: 6 }),
+		name: 'two-rides',
+		concurrency: 1,
+		/* batch mode: claims of 2, at most 4 held */
+		batchSize: 2,
+		pollIntervalMs: 50,
+		handleSignals: false,
+		handler: async () => {
+			/* the second job waits, so that the first call completes the first job alone */
+			if (++started === 2)
+				await jobGate;
+		},
+	});
+	const held = async (): Promise<number> => {
+		const r = await db.sql(`SELECT count(*) AS n FROM batch_jobs WHERE locked_by = $1 AND status = 'PROCESSING'`, [worker.id]);
+		return Number(r.rows[0].n);
+	};
+	let calls = 0;
+	let onTheirWay = 0;
+	let most = 0;
+	const holding: number[] = [];
+	const completeAndClaim = worker.api.completeAndClaim.bind(worker.api);
+	worker.api.completeAndClaim = async (ids, name, options) => {
+		const first = ++calls === 1;
+		most = Math.max(most, ++onTheirWay);
+		try {
+			/* the first call waits until the gate opens: the others go out meanwhile */
+			if (first)
+				await rideGate;
+			const jobs = await completeAndClaim(ids, name, options);
+			holding.push(await held());
+			return jobs;
+		} finally {
+			onTheirWay--;
+		}
+	};
+	const claim = worker.api.claim.bind(worker.api);
+	worker.api.claim = async (name, options) => {
+		const jobs = await claim(name, options);
+		holding.push(await held());
+		return jobs;
+	};
+	const a = audit(worker);
+	await worker.start();
+	await eventually(() => calls === 1, 'the first job to be completed (held back)');
+	openJob();
+	/* the first is still held back: whatever went out since went out beside it */
+	await eventually(() => calls >= 2, 'a second complete-and-claim while the first is on its way');
+	assert.equal(most, 2);
+	openRide();
+	await eventually(() => a.done.size === JOBS, 'every job to be done');
+	await worker.stop();
+	assert.equal(most, 2, 'at most two on their way');
+	assert.ok(holding.every((n) => n <= 4), `never more than twice batchSize held: ${holding.join(' ')}`);
+	assert.ok([...a.done.values()].every((n) => n === 1), 'each job done once');
+	assert.deepEqual(a.lost, []);
+	assert.equal((await api.childCounts(parent.job_id)).completed, BigInt(JOBS));
 	assert.deepEqual(await api.verify(), []);
 });
 
