@@ -320,7 +320,8 @@ RETURNS SETOF bigint LANGUAGE plproxy AS $$
     TARGET batchjob_fail;
 $$;
 
--- by partition number
+-- by partition number (PL/Proxy maps any number to a partition, as it does
+-- a hash: batchjob_claim passes a random start and the numbers after it)
 CREATE FUNCTION @extschema@.batchjob_proxy_create_parent_on(i_partition integer,
     i_criteria jsonb, i_created_by text, i_priority integer,
     i_total_records bigint, i_on_child_failure text)
