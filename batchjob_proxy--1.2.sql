@@ -320,7 +320,8 @@ RETURNS SETOF bigint LANGUAGE plproxy AS $$
     TARGET batchjob_fail;
 $$;
 
--- by partition number
+-- by partition number (PL/Proxy maps any number to a partition, as it does
+-- a hash: batchjob_claim passes a random start and the numbers after it)
 CREATE FUNCTION @extschema@.batchjob_proxy_create_parent_on(i_partition integer,
     i_criteria jsonb, i_created_by text, i_priority integer,
     i_total_records bigint, i_on_child_failure text)
@@ -782,6 +783,16 @@ $$;
  * its own claim (and so its own transaction on that partition), until it
  * has max_jobs; a partition that cannot be reached is skipped.  Priority
  * order holds within each partition, not across them.
+ *
+ * The visits go by RUN ON hash, start, start + 1, ..., which PL/Proxy maps
+ * to partitions itself (masking with the number of partitions less one),
+ * so the first visit, which is all a worker claiming one job usually
+ * needs, does not read the foreign server's options for that number:
+ * that read cost a single-job claim more than its remote call's parse.
+ * The number is read when a second visit is due, or when the first one
+ * failed other than for an unreachable partition (so that a database
+ * without the server batchjob still gets batchjob_proxy_partitions'
+ * 42704 rather than PL/Proxy's error).
  */
 CREATE FUNCTION @extschema@.batchjob_claim(worker text, max_jobs integer DEFAULT 1,
     lease interval DEFAULT '5 minutes')
@@ -790,9 +801,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    n integer := @extschema@.batchjob_proxy_partitions();
-    first_part integer := pg_catalog.floor(pg_catalog.random() OPERATOR(pg_catalog.*) n)::integer;
-    part integer;
+    start integer := pg_catalog.floor(pg_catalog.random() OPERATOR(pg_catalog.*) 1073741824)::integer;
+    n integer;
+    i integer := 0;
     got bigint := 0;
     k bigint;
     reached integer := 0;
@@ -802,10 +813,10 @@ DECLARE
     hnt text;
     last_msg text;
 BEGIN
-    FOR i IN 0 .. n OPERATOR(pg_catalog.-) 1 LOOP
-        part := (first_part OPERATOR(pg_catalog.+) i) OPERATOR(pg_catalog.%) n;
+    LOOP
         BEGIN
-            RETURN QUERY SELECT * FROM @extschema@.batchjob_proxy_claim_on(part, worker,
+            RETURN QUERY SELECT * FROM @extschema@.batchjob_proxy_claim_on(
+                start OPERATOR(pg_catalog.+) i, worker,
                 (max_jobs OPERATOR(pg_catalog.-) got)::integer, lease);
             GET DIAGNOSTICS k = ROW_COUNT;
             got := got OPERATOR(pg_catalog.+) k;
@@ -814,11 +825,15 @@ BEGIN
             GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
                 det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
             IF NOT @extschema@.batchjob_proxy_is_unreachable(msg) THEN
+                n := COALESCE(n, @extschema@.batchjob_proxy_partitions());
                 PERFORM @extschema@.batchjob_proxy_raise(NULL, st, msg, det, hnt);
             END IF;
             last_msg := msg;
         END;
         EXIT WHEN got OPERATOR(pg_catalog.>=) max_jobs;
+        n := COALESCE(n, @extschema@.batchjob_proxy_partitions());
+        i := i OPERATOR(pg_catalog.+) 1;
+        EXIT WHEN i OPERATOR(pg_catalog.>=) n;
     END LOOP;
     IF reached OPERATOR(pg_catalog.=) 0 THEN
         RAISE EXCEPTION 'no partition is reachable'

@@ -11,10 +11,12 @@
 # batchjob_reap() every job finishes, none lost, none finished twice.
 # Then: a role given its level with batchjob_grant on the proxy and the
 # partitions works through the proxy; a proxy-side ROLLBACK leaves what
-# the partitions committed; notifications arrive on the partition; and a
-# dump of partition 1 restored into a new database keeps the partition
-# scheme (new ids still of partition 1, after TRUNCATE ... RESTART
-# IDENTITY too).
+# the partitions committed; notifications arrive on the partition; a
+# claim finds a partition's one pending job from any start and keeps its
+# errors for a missing server and for partitions none of which is
+# reachable; and a dump of partition 1 restored into a new database keeps
+# the partition scheme (new ids still of partition 1, after TRUNCATE ...
+# RESTART IDENTITY too).
 use strict;
 use warnings;
 use FindBin;
@@ -357,6 +359,49 @@ is(shard_of($rb & 3)->safe_psql('part' . ($rb & 3), "SELECT count(*) FROM batch_
 	$h->finish;
 	like($lout, qr/Asynchronous notification "batchjob_jobs_available"/,
 		"a session listening on part$p hears batchjob_jobs_available for a split made through the proxy");
+}
+
+# ---- batchjob_claim's visits ----
+# The first visit goes to a random partition without counting the
+# partitions; the count is read only when a further visit is due.  With
+# one pending job on one partition and none elsewhere, a claim of 5 finds
+# it whatever the start, five times over (each time the one batch of a new
+# parent nested under $rb).  A database with no server batchjob still
+# gives 42704 (PL/Proxy refuses a server without partitions); a server
+# whose partitions are all unreachable gives 08006 "no partition is
+# reachable".
+{
+	my $p = $rb & 3;
+	is(xq(q{SELECT count(*) FROM batchjob_claim('drain', 100)}), 1,
+		"the one pending job left (on part$p) is claimed");
+	my @got;
+	for my $i (1 .. 5)
+	{
+		my $n = xq(qq{SELECT job_id FROM batchjob_create_parent('{"solo": $i}', 'alice', parent_job_id => $rb)});
+		xq("SELECT count(*) FROM batchjob_split($n, 10, 10)");
+		push @got, xq(q{SELECT string_agg(job_id::text, ',') FROM batchjob_claim('solo', 5)});
+	}
+	is(scalar(grep { /^\d+$/ && ($_ & 3) == $p } @got), 5,
+		"five claims of 5 each find the one pending job, on part$p, whatever partition they start on");
+
+	$proxy->safe_psql('postgres', 'CREATE DATABASE px_none');
+	$proxy->safe_psql('px_none', 'CREATE EXTENSION batchjob_proxy CASCADE');
+	my ($rc, $out, $err) = $proxy->psql('px_none', "\\set VERBOSITY verbose\nSELECT * FROM batchjob_claim('w')");
+	like($err, qr/ERROR:  42704: no partitions: the foreign server batchjob lists none/,
+		'a claim without a server batchjob fails with 42704');
+
+	my $nowhere = $proxy->basedir . '/no-such-socket-dir';
+	$proxy->safe_psql('postgres', 'CREATE DATABASE px_down');
+	$proxy->safe_psql('px_down', qq{
+		CREATE EXTENSION batchjob_proxy CASCADE;
+		CREATE SERVER batchjob FOREIGN DATA WRAPPER plproxy OPTIONS (query_timeout '10',
+			p0 'host=$nowhere dbname=part0 connect_timeout=2',
+			p1 'host=$nowhere dbname=part1 connect_timeout=2');
+		CREATE USER MAPPING FOR CURRENT_USER SERVER batchjob;
+	});
+	($rc, $out, $err) = $proxy->psql('px_down', "\\set VERBOSITY verbose\nSELECT * FROM batchjob_claim('w', 3)");
+	like($err, qr/ERROR:  08006: no partition is reachable/,
+		'a claim through a server whose partitions are all unreachable fails with 08006');
 }
 
 # ---- dump and restore of one partition ----
