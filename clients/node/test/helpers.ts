@@ -97,3 +97,29 @@ export async function eventually<T>(
 export function sleep(ms: number): Promise<void> {
 	return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** A gate handlers wait on (await g.wait) until the test opens it. */
+export interface Gate {
+	readonly wait: Promise<void>;
+	/** whether open() was called */
+	readonly opened: boolean;
+	open(): void;
+}
+
+export function gate(): Gate {
+	let opened = false;
+	let release: () => void = () => undefined;
+	const wait = new Promise<void>((resolve) => {
+		release = resolve;
+	});
+	return {
+		wait,
+		get opened() {
+			return opened;
+		},
+		open() {
+			opened = true;
+			release();
+		},
+	};
+}

@@ -16,7 +16,7 @@ import pg from 'pg';
 
 import { BatchJobs, ConflictError, JobFailure, Worker, type BatchJob } from 'batchjob';
 
-import { eventually, testDb, type TestDb } from './helpers.js';
+import { eventually, gate, testDb, type TestDb } from './helpers.js';
 
 let db: TestDb;
 let api: BatchJobs;
@@ -145,14 +145,7 @@ for (const mode of MODES) test(`connections terminated mid-batch: no job lost or
 	const parent = await api.createParent({ run: 'kill' }, 'tester');
 	await api.split(parent.job_id, CHILDREN, 1);
 
-	let gateOpen = false;
-	let openGate: () => void = () => undefined;
-	const gate = new Promise<void>((resolve) => {
-		openGate = () => {
-			gateOpen = true;
-			resolve();
-		};
-	});
+	const handlersGate = gate();
 	const handled = new Map<bigint, number>();
 	const worker = new Worker<unknown>({
 		pool: db.newPool({ max: 12, application_name: app }),
@@ -165,8 +158,8 @@ for (const mode of MODES) test(`connections terminated mid-batch: no job lost or
 		handleSignals: false,
 		handler: async (job: BatchJob, ctx) => {
 			handled.set(job.job_id, (handled.get(job.job_id) ?? 0) + 1);
-			if (!gateOpen)
-				await gate;
+			if (!handlersGate.opened)
+				await handlersGate.wait;
 			await ctx.progress({ processed: 1, succeeded: 1, failed: 0 });
 		},
 	});
@@ -184,7 +177,7 @@ for (const mode of MODES) test(`connections terminated mid-batch: no job lost or
 		const r = await db.sql(`SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1`, [app]);
 		return Number(r.rows[0].n) === 0;
 	}, 'the terminated backends to be gone');
-	openGate();
+	handlersGate.open();
 
 	await eventually(() => a.done.size === CHILDREN, 'every child completed after the kill');
 	for (const [id, n] of a.done)
@@ -244,10 +237,7 @@ test('a signal read only after its job was taken away is aborted already; the re
 	const parent = await api.createParent({ run: 'late-signal' }, 'tester');
 	await api.split(parent.job_id, 3, 1);
 	const victim = (await api.nextPending())!.job_id;
-	let openGate: () => void = () => undefined;
-	const gate = new Promise<void>((resolve) => {
-		openGate = resolve;
-	});
+	const handlersGate = gate();
 	const seen = new Map<bigint, { aborted: boolean; reason: unknown }>();
 	const worker = new Worker<unknown>({
 		pool: db.newPool({ max: 4 }),
@@ -259,7 +249,7 @@ test('a signal read only after its job was taken away is aborted already; the re
 		handleSignals: false,
 		handler: async (job, ctx) => {
 			/* the signal is not read until the gate opens */
-			await gate;
+			await handlersGate.wait;
 			seen.set(job.job_id, { aborted: ctx.signal.aborted, reason: ctx.signal.reason });
 		},
 	});
@@ -280,7 +270,7 @@ test('a signal read only after its job was taken away is aborted already; the re
 		const now = await leases();
 		return [...before].every(([id, t]) => now.get(id)!.getTime() > t.getTime());
 	}, 'the other two jobs to be heartbeat again');
-	openGate();
+	handlersGate.open();
 	await eventually(() => a.done.size === 2, 'the other two jobs to complete');
 	await worker.stop();
 	const v = seen.get(victim);
@@ -353,10 +343,7 @@ test('batch mode claims with its completes (batchjob_complete_and_claim); a stop
 	const parent = await api.createParent({ run: 'ride' }, 'tester');
 	await api.split(parent.job_id, JOBS, 1);
 
-	let openGate: () => void = () => undefined;
-	const gate = new Promise<void>((resolve) => {
-		openGate = resolve;
-	});
+	const handlersGate = gate();
 	const order: bigint[] = [];
 	/* its own pool, ended here: a backend's function statistics are sent at the latest when it exits */
 	const pool = new pg.Pool({ database: db.database, max: 4, options: '-c track_functions=all' });
@@ -373,7 +360,7 @@ test('batch mode claims with its completes (batchjob_complete_and_claim); a stop
 		handler: async (job: BatchJob) => {
 			order.push(job.job_id);
 			if (order.length === GATED)
-				await gate;
+				await handlersGate.wait;
 		},
 	});
 	/* every call that completes or claims, and whether the worker was stopping */
@@ -420,7 +407,7 @@ test('batch mode claims with its completes (batchjob_complete_and_claim); a stop
 	/* stopping: the running job's complete claims nothing, the jobs claimed ahead go back */
 	const stopped = worker.stop();
 	stopping = true;
-	openGate();
+	handlersGate.open();
 	await stopped;
 	assert.deepEqual(rides.filter((r) => r.stopping), []);
 	assert.deepEqual(claims.filter((c) => c.stopping), []);
@@ -453,14 +440,8 @@ test('batch mode: a second complete-and-claim goes out while one is on its way, 
 	const JOBS = 24;
 	const parent = await api.createParent({ run: 'two-rides' }, 'tester');
 	await api.split(parent.job_id, JOBS, 1);
-	let openJob: () => void = () => undefined;
-	const jobGate = new Promise<void>((resolve) => {
-		openJob = resolve;
-	});
-	let openRide: () => void = () => undefined;
-	const rideGate = new Promise<void>((resolve) => {
-		openRide = resolve;
-	});
+	const jobGate = gate();
+	const rideGate = gate();
 	let started = 0;
 	const worker = new Worker<unknown>({
 		pool: db.newPool({ max: 6 }),
@@ -473,7 +454,7 @@ test('batch mode: a second complete-and-claim goes out while one is on its way, 
 		handler: async () => {
 			/* the second job waits, so that the first call completes the first job alone */
 			if (++started === 2)
-				await jobGate;
+				await jobGate.wait;
 		},
 	});
 	const held = async (): Promise<number> => {
@@ -491,7 +472,7 @@ test('batch mode: a second complete-and-claim goes out while one is on its way, 
 		try {
 			/* the first call waits until the gate opens: the others go out meanwhile */
 			if (first)
-				await rideGate;
+				await rideGate.wait;
 			const jobs = await completeAndClaim(ids, name, options);
 			holding.push(await held());
 			return jobs;
@@ -508,11 +489,11 @@ test('batch mode: a second complete-and-claim goes out while one is on its way, 
 	const a = audit(worker);
 	await worker.start();
 	await eventually(() => calls === 1, 'the first job to be completed (held back)');
-	openJob();
+	jobGate.open();
 	/* the first is still held back: whatever went out since went out beside it */
 	await eventually(() => calls >= 2, 'a second complete-and-claim while the first is on its way');
 	assert.equal(most, 2);
-	openRide();
+	rideGate.open();
 	await eventually(() => a.done.size === JOBS, 'every job to be done');
 	await worker.stop();
 	assert.equal(most, 2, 'at most two on their way');
