@@ -956,6 +956,8 @@ batchjob_rollup(PG_FUNCTION_ARGS)
 	if (n > 0 || state.moved != NIL)
 	{
 		int			pinned = 0;
+		bool		arrived = state.arrived != NULL &&
+			hash_get_num_entries(state.arrived) > 0;
 
 		/*
 		 * The function has no SET clause (src/spi_plans.c says why): the
@@ -963,14 +965,13 @@ batchjob_rollup(PG_FUNCTION_ARGS)
 		 * change, a difference left to the folder, runs none.
 		 */
 		job_spi_connect();
-		if (state.moved != NIL ||
-			(state.arrived != NULL && hash_get_num_entries(state.arrived) > 0))
+		if (state.moved != NIL || arrived)
 			pinned = job_pin_search_path();
 		foreach(lc, state.moved)
 			check_no_cycle(nspid, (const int64 *) lfirst(lc));
 
 		/* a restore: parents that came with their children counted */
-		if (state.arrived != NULL && hash_get_num_entries(state.arrived) > 0)
+		if (arrived)
 		{
 			long		kept = 0;
 
