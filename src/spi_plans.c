@@ -19,6 +19,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
+#include "utils/typcache.h"
 
 #include "batchjob.h"
 
@@ -194,6 +195,29 @@ job_run(JobStatement *stmt, Oid nspid, Datum *values, const char *nulls,
 }
 
 /*
+ * The function's composite result type.  A table's row type (batch_jobs,
+ * the usual one) comes from the type cache as it is, *cached set: the
+ * caller releases it with ReleaseTupleDesc.  get_call_result_type would
+ * copy it with the table's defaults and constraints, a few KB of node
+ * strings for batch_jobs, at every call of the worker functions.  Other
+ * results (OUT parameters) are built by get_call_result_type.
+ */
+static TupleDesc
+result_row_type(FunctionCallInfo fcinfo, bool *cached)
+{
+	Oid			typid = get_fn_expr_rettype(fcinfo->flinfo);
+	TupleDesc	desc;
+
+	*cached = OidIsValid(typid) && typid != RECORDOID &&
+		type_is_rowtype(typid);
+	if (*cached)
+		return lookup_rowtype_tupdesc(typid, -1);
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	return desc;
+}
+
+/*
  * Turns a row SPI produced into the function's declared composite result,
  * allocated in target.  The conversion by position copes with dropped
  * columns, which a SELECT * row lacks but the table's rowtype keeps.
@@ -203,17 +227,18 @@ job_result_datum(FunctionCallInfo fcinfo, HeapTuple tuple, TupleDesc desc,
 				 MemoryContext target)
 {
 	MemoryContext old = MemoryContextSwitchTo(target);
-	TupleDesc	outdesc;
+	bool		cached;
+	TupleDesc	outdesc = result_row_type(fcinfo, &cached);
 	TupleConversionMap *map;
 	Datum		result;
 
-	if (get_call_result_type(fcinfo, NULL, &outdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
 	map = convert_tuples_by_position(desc, outdesc,
 									 "batch_jobs row does not match");
 	if (map != NULL)
 		tuple = execute_attr_map_tuple(tuple, map);
 	result = heap_copy_tuple_as_datum(tuple, outdesc);
+	if (cached)
+		ReleaseTupleDesc(outdesc);
 	MemoryContextSwitchTo(old);
 	return result;
 }
@@ -228,7 +253,9 @@ begin_set_result(FunctionCallInfo fcinfo, TupleDesc *outdesc)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MemoryContext old;
+	TupleDesc	type;
 	TupleDesc	desc;
+	bool		cached;
 	Tuplestorestate *store;
 
 	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
@@ -238,9 +265,10 @@ begin_set_result(FunctionCallInfo fcinfo, TupleDesc *outdesc)
 				 errmsg("set-valued function called in context that cannot accept a set")));
 
 	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	desc = CreateTupleDescCopy(desc);
+	type = result_row_type(fcinfo, &cached);
+	desc = CreateTupleDescCopy(type);
+	if (cached)
+		ReleaseTupleDesc(type);
 	store = tuplestore_begin_heap((rsinfo->allowedModes & SFRM_Materialize_Random) != 0,
 								  false, work_mem);
 	MemoryContextSwitchTo(old);
