@@ -920,7 +920,7 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 	 * when the server refused it (nothing committed).
 	 */
 	private async completeAndClaim(batch: Completion<C>[], want: number): Promise<'ok' | 'lost' | 'failed'> {
-		/* its jobs are held until it commits, then its claim is: at most the larger of the two */
+		/* the room it leaves (riddenOut): the smaller of what it completes and what it claims */
 		const out = Math.min(batch.length, want);
 		this.reserved += want;
 		this.riddenOut += out;
@@ -954,10 +954,9 @@ export class Worker<C = unknown> extends EventEmitter<WorkerEvents<C>> {
 	 * Other such calls on their way leave room too (riddenOut): whichever
 	 * commits first, the worker never holds more than capacity on the
 	 * server, and a call that fails whole gives its room back as its jobs
-	 * stay.  None while stopping (a stopping
-	 * worker claims nothing), while a lost claim's jobs wait to be adopted
-	 * (adopt() and this answer would both take them up), or when the
-	 * server lacks the call.
+	 * stay.  None while stopping (a stopping worker claims nothing), while
+	 * a lost claim's jobs wait to be adopted (adopt() and this answer would
+	 * both take them up), or when the server lacks the call.
 	 */
 	private roomAfter(completing: number): number {
 		if (this.stopping || this.needAdopt || this.noCompleteAndClaim)
