@@ -9,7 +9,7 @@
 // node batchjob.mjs HOST PORT DATABASE N   (a fresh, empty database)
 
 import pg from "pg";
-import { adminClient, parseArgs, settle, jobCounter, waitDone } from "./common.mjs";
+import { adminClient, cpuMeter, parseArgs, settle, jobCounter, waitDone } from "./common.mjs";
 
 const NAME = "batchjob-node";
 const { conn, jobs } = parseArgs(NAME);
@@ -40,8 +40,10 @@ try {
 		"SELECT count(*) AS n FROM batch_jobs WHERE NOT is_parent AND status = 'PENDING'")).rows[0].n);
 	if (queued !== jobs) throw new Error(`${queued} jobs queued, not ${jobs}`);
 	await settle(admin);
+	const cpu = await cpuMeter(admin);
 
 	const seen = jobCounter(jobs, LIMIT_MS);
+	cpu.start();
 	const t0 = performance.now();
 	worker = new Worker({
 		pool,
@@ -57,6 +59,7 @@ try {
 	const tHandled = await seen.all;
 	const t1 = await waitDone(admin,
 		"SELECT count(*) AS left FROM batch_jobs WHERE NOT is_parent AND status <> 'COMPLETED'", LIMIT_MS);
+	cpu.report(NAME, jobs);
 	await worker.stop();
 	worker = null;
 	if (seen.seen !== jobs) throw new Error(`${seen.seen} handler calls for ${jobs} jobs`);

@@ -4,6 +4,7 @@
 // and the wait for "all done" in the database.
 
 import pg from "pg";
+import { readFileSync, readdirSync } from "node:fs";
 
 // node graphile.mjs HOST PORT DATABASE N
 export function parseArgs(name) {
@@ -77,4 +78,55 @@ export function jobCounter(n, limitMs) {
 		}
 	};
 	return c;
+}
+
+// The fields of /proc/PID/stat after "pid (comm) ": 0 state, 1 ppid,
+// 11 utime, 12 stime, 13 cutime, 14 cstime (in ticks of 1/100 s on Linux).
+function procStat(pid) {
+	const line = readFileSync(`/proc/${pid}/stat`, "utf8");
+	return line.slice(line.lastIndexOf(")") + 2).split(" ");
+}
+
+// CPU time (µs, user + system) of a cluster on this machine: its
+// postmaster's live children (backends, walwriter, checkpointer, the
+// folder) and those it has reaped.
+function clusterCpuUs(postmaster) {
+	const pm = procStat(postmaster);
+	let ticks = Number(pm[11]) + Number(pm[12]) + Number(pm[13]) + Number(pm[14]);
+	for (const d of readdirSync("/proc")) {
+		if (!/^[0-9]+$/.test(d) || d === postmaster) continue;
+		let f;
+		try { f = procStat(d); } catch { continue; }	// gone meanwhile
+		if (f[1] === postmaster) ticks += Number(f[11]) + Number(f[12]);
+	}
+	return ticks * 1e4;
+}
+
+// Where a run's CPU went: start() when the clock starts; report(name,
+// jobs) when it stops prints a line "NAME:cpu CLUSTER NODE": the CPU (µs)
+// per job of the cluster `admin` is connected to and of this Node process
+// (process.cpuUsage).  The cluster's is read from /proc, "-" where /proc
+// does not show it.  A backend's CPU counts while it lives and once it has
+// exited, so it does not matter when the pools close.
+export async function cpuMeter(admin) {
+	const { rows: [r] } = await admin.query("SELECT pg_backend_pid() AS pid");
+	let postmaster = null;
+	try {
+		postmaster = procStat(r.pid)[1];
+	} catch {
+		// a cluster on another machine, or in another PID namespace
+	}
+	let server0, node0;
+	return {
+		start() {
+			server0 = postmaster && clusterCpuUs(postmaster);
+			node0 = process.cpuUsage();
+		},
+		report(name, jobs) {
+			const n = process.cpuUsage(node0);
+			const node = ((n.user + n.system) / jobs).toFixed(1);
+			const server = postmaster ? ((clusterCpuUs(postmaster) - server0) / jobs).toFixed(1) : "-";
+			console.log(`${name}:cpu ${server} ${node}`);
+		},
+	};
 }

@@ -10,7 +10,7 @@
 
 import pg from "pg";
 import { Logger, makeWorkerUtils, run, runMigrations } from "graphile-worker";
-import { adminClient, parseArgs, settle, jobCounter, waitDone } from "./common.mjs";
+import { adminClient, cpuMeter, parseArgs, settle, jobCounter, waitDone } from "./common.mjs";
 
 const NAME = "graphile-worker";
 const { conn, jobs } = parseArgs(NAME);
@@ -43,8 +43,10 @@ try {
 		"SELECT count(*) AS n FROM graphile_worker._private_jobs")).rows[0].n);
 	if (queued !== jobs) throw new Error(`${queued} jobs queued, not ${jobs}`);
 	await settle(admin);
+	const cpu = await cpuMeter(admin);
 
 	const seen = jobCounter(jobs, LIMIT_MS);
+	cpu.start();
 	const t0 = performance.now();
 	runner = await run({
 		pgPool: pool,
@@ -63,6 +65,7 @@ try {
 	// a finished job is deleted from the queue
 	const t1 = await waitDone(admin,
 		"SELECT count(*) AS left FROM graphile_worker._private_jobs", LIMIT_MS);
+	cpu.report(NAME, jobs);
 	await runner.stop();
 	runner = null;
 	if (seen.seen !== jobs) throw new Error(`${seen.seen} handler calls for ${jobs} jobs`);

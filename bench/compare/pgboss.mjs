@@ -10,7 +10,7 @@
 // node pgboss.mjs HOST PORT DATABASE N   (a fresh, empty database)
 
 import { PgBoss } from "pg-boss";
-import { adminClient, parseArgs, settle, jobCounter, waitDone } from "./common.mjs";
+import { adminClient, cpuMeter, parseArgs, settle, jobCounter, waitDone } from "./common.mjs";
 
 const NAME = "pg-boss";
 const { conn, jobs } = parseArgs(NAME);
@@ -38,8 +38,10 @@ try {
 		[QUEUE])).rows[0].n);
 	if (queued !== jobs) throw new Error(`${queued} jobs queued, not ${jobs}`);
 	await settle(admin);
+	const cpu = await cpuMeter(admin);
 
 	const seen = jobCounter(jobs, LIMIT_MS);
+	cpu.start();
 	const t0 = performance.now();
 	await boss.work(QUEUE, {
 		batchSize: BATCH,
@@ -52,6 +54,7 @@ try {
 		text: "SELECT count(*) AS left FROM pgboss.job WHERE name = $1 AND state <> 'completed'",
 		values: [QUEUE],
 	}, LIMIT_MS);
+	cpu.report(NAME, jobs);
 	if (seen.seen !== jobs) throw new Error(`${seen.seen} jobs handled for ${jobs} queued`);
 	// where the time went, for bench/out/compare.log
 	console.error(`${NAME}: ${jobs} jobs: first handler after ${(seen.first - t0).toFixed(0)} ms, ` +

@@ -10,8 +10,10 @@
 #                                     database of the cluster at HOST (its
 #                                     socket directory, or 127.0.0.1) : PORT
 #
-# Prints one line per run and system, "graphile-worker 41923.0" (jobs/s),
-# or a single "skipped: <why>" line when the comparison cannot run here (no
+# Prints two lines per run and system: "graphile-worker 41923.0" (jobs/s)
+# and "graphile-worker:cpu 21.5 22.0", the CPU per job (µs) of the cluster
+# (read from /proc, "-" if it cannot be) and of the Node process, over the
+# timed window; or a single "skipped: <why>" line when the comparison cannot run here (no
 # npm, no network, a failed install).  Exits 0 then too: a comparison that
 # cannot run must not stop batchjob's own benchmarks.  Exits 1 only on bad
 # arguments.  What the tools print goes to stderr.  FIRST numbers the runs
