@@ -13,11 +13,12 @@
 # Prints two lines per run and system: "graphile-worker 41923.0" (jobs/s)
 # and "graphile-worker:cpu 21.5 22.0", the CPU per job (µs) of the cluster
 # (read from /proc, "-" if it cannot be) and of the Node process, over the
-# timed window; or a single "skipped: <why>" line when the comparison cannot run here (no
-# npm, no network, a failed install).  Exits 0 then too: a comparison that
-# cannot run must not stop batchjob's own benchmarks.  Exits 1 only on bad
-# arguments.  What the tools print goes to stderr.  FIRST numbers the runs
-# (the order of the systems rotates with the run number).
+# timed window; or a single "skipped: <why>" line when the comparison
+# cannot run here (no npm, no network, a failed install).  Exits 0 then
+# too: a comparison that cannot run must not stop batchjob's own
+# benchmarks.  Exits 1 only on bad arguments.  What the tools print goes
+# to stderr.  FIRST numbers the runs (the order of the systems rotates
+# with the run number).
 #
 # SYSTEMS (environment) names the systems, "graphile-worker pg-boss" unless
 # set; "batchjob-node" is batchjob's own Node client (clients/node, built
