@@ -89,7 +89,8 @@ function procStat(pid) {
 
 // CPU time (µs, user + system) of a cluster on this machine: its
 // postmaster's live children (backends, walwriter, checkpointer, the
-// folder) and those it has reaped.
+// folder) and those it has reaped.  The same sum as bench_cluster_cpu in
+// bench/lib.sh, taken here because the timed window is known only here.
 function clusterCpuUs(postmaster) {
 	const pm = procStat(postmaster);
 	let ticks = Number(pm[11]) + Number(pm[12]) + Number(pm[13]) + Number(pm[14]);
